@@ -1,0 +1,176 @@
+"""Command line: argparse and one handler per subcommand, nothing else.
+
+Exit codes: 0 all passed, 1 test failures or a kernel splat, 2 usage or
+configuration error (incl. a patch that does not apply), 3 build failure,
+4 boot or infrastructure failure, 130 interrupted.
+"""
+
+import argparse
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Callable
+
+from harness import printer, run
+from harness.errors import EXIT_INTERRUPTED, EXIT_OK, HarnessError
+from harness.profile import Profile, load_profile, project_path
+from harness.results import RunRecord
+
+
+def _sigterm(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("what to build")
+    g.add_argument("--profile", default="default",
+                   help="profile name (profiles/NAME.yaml) or path to a YAML file")
+    g.add_argument("--source", metavar="PATH", help="your kernel git tree (never modified)")
+    g.add_argument("--rev", help="base revision in --source (default HEAD)")
+    g.add_argument("--series", metavar="FILE", help="series file (default patches/series)")
+    g.add_argument("--no-series", action="store_true", help="the base alone (vanilla)")
+    g.add_argument("--fragment", action="append", default=[], metavar="FILE",
+                   help="extra Kconfig fragment (repeatable)")
+    g.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 2)
+    p.add_argument("--results-dir", default="results", type=Path,
+                   help="where per-run result directories go (default ./results)")
+    p.add_argument("-v", "--verbose", action="store_true", help="show make and console output")
+
+
+def _add_boot(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("how to boot and test")
+    g.add_argument("--tests", help="comma-separated guest test programs (default: all)")
+    g.add_argument("--guest-tests", metavar="DIR", help="directory of guest test sources")
+    g.add_argument("--accel", choices=["auto", "kvm", "tcg"])
+    g.add_argument("--memory", help="guest memory, e.g. 1G")
+    g.add_argument("--smp", type=int)
+    g.add_argument("--icount", action="store_true", help="deterministic guest time (TCG)")
+    g.add_argument("--timeout", type=int, help="whole boot + tests, seconds")
+    g.add_argument("--silence-timeout", type=int, help="console silence = hang, seconds")
+    g.add_argument("--per-test-timeout", type=int, help="each guest test program, seconds")
+
+
+def profile_from_args(args: argparse.Namespace) -> Profile:
+    prof = load_profile(args.profile)
+    if args.source:
+        prof.source.path = str(Path(args.source).resolve())
+    if args.rev:
+        prof.source.rev = args.rev
+    if args.series:
+        prof.series = str(Path(args.series).resolve())
+    prof.fragments += [str(Path(f).resolve()) for f in args.fragment]
+    for attr, dest in (("tests", None), ("guest_tests", None)):
+        val = getattr(args, attr, None)
+        if val:
+            if attr == "tests":
+                prof.tests = [t for t in val.split(",") if t]
+            else:
+                prof.guest_tests = str(Path(val).resolve())
+                prof.expectations = str(Path(val).resolve() / "expectations.yaml")
+    for attr, target in (("accel", "accel"), ("memory", "memory"), ("smp", "smp")):
+        val = getattr(args, attr, None)
+        if val:
+            setattr(prof.qemu, target, val)
+    if getattr(args, "icount", False):
+        prof.qemu.icount = True
+    for attr, target in (("timeout", "run"), ("silence_timeout", "silence"),
+                         ("per_test_timeout", "per_test")):
+        val = getattr(args, attr, None)
+        if val:
+            setattr(prof.timeouts, target, val)
+    return prof
+
+
+def request_from_args(args: argparse.Namespace, interactive: bool = False) -> run.Request:
+    prof = profile_from_args(args)
+    return run.Request(profile=prof, no_series=args.no_series, jobs=args.jobs,
+                       results_root=args.results_dir, interactive=interactive)
+
+
+def _start(req: run.Request, what: str) -> RunRecord:
+    rec = RunRecord(req.results_root, f"{what}-{req.kernel}")
+    printer.stage(f"Results: {rec.dir}")
+    rec.meta(command=sys.argv, profile=req.profile.__class__.__name__,
+             project=str(project_path(".")))
+    return rec
+
+
+def _run(req: run.Request, what: str, body: Callable[[RunRecord], int]) -> int:
+    rec = _start(req, what)
+    try:
+        code = body(rec)
+    except HarnessError as e:
+        rec.finish("error", e.exit_code, str(e))
+        printer.error(str(e))
+        printer.stage(f"Results kept in {rec.dir}")
+        return e.exit_code
+    except KeyboardInterrupt:
+        rec.finish("interrupted", EXIT_INTERRUPTED, "interrupted by a signal")
+        printer.error(f"interrupted; partial results kept in {rec.dir}")
+        return EXIT_INTERRUPTED
+    if rec.data.get("status") == "running":
+        rec.finish("pass" if code == EXIT_OK else "fail", code)
+    printer.stage(req.timings.summary())
+    return code
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    req = request_from_args(args)
+    return _run(req, "build", lambda rec: (run.build_kernel(req, rec), EXIT_OK)[1])
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    req = request_from_args(args)
+    return _run(req, "test", lambda rec: run.test_kernel(req, run.last_image(req), rec))
+
+
+def cmd_build_and_test(args: argparse.Namespace) -> int:
+    req = request_from_args(args)
+    return _run(req, "run", lambda rec: run.test_kernel(req, run.build_kernel(req, rec), rec))
+
+
+def cmd_boot(args: argparse.Namespace) -> int:
+    req = request_from_args(args, interactive=True)
+    img = run.last_image(req)
+    cmds, accels, why = run.qemu_commands(req, img, [])
+    cmd = cmds["tcg" if "tcg" in accels and len(accels) == 1 else accels[0]]
+    printer.stage(f"Booting {img.info['release']} ({req.kernel}) interactively with "
+                  f"{cmd[cmd.index('-accel') + 1]} ({why}); Ctrl-A x quits QEMU")
+    os.execvp(cmd[0], cmd)
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="harness", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    specs = [
+        ("build", cmd_build, "apply the series, configure and build the kernel", False),
+        ("test", cmd_test, "boot the last build and run the guest tests", True),
+        ("build-and-test", cmd_build_and_test, "build, then boot and run the guest tests",
+         True),
+        ("boot", cmd_boot, "an interactive shell on the last built kernel", True),
+    ]
+    for name, func, help_, boots in specs:
+        p = sub.add_parser(name, help=help_, description=help_)
+        _add_common(p)
+        if boots:
+            _add_boot(p)
+        p.set_defaults(func=func)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    printer.verbose = args.verbose
+    signal.signal(signal.SIGTERM, _sigterm)
+    try:
+        return args.func(args)
+    except HarnessError as e:
+        printer.error(str(e))
+        return e.exit_code
+    except KeyboardInterrupt:
+        printer.error("interrupted")
+        return EXIT_INTERRUPTED

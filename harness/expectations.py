@@ -1,0 +1,82 @@
+"""What each guest test is declared to do on each kernel (vanilla, series).
+
+guest-tests/expectations.yaml maps program -> test -> {vanilla, series},
+each one of pass | fail | skip; `_default` covers a program's other tests.
+A result that disagrees with its declaration fails the run, in either
+direction: a test expected to fail on vanilla that passes is news too.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from harness.errors import ConfigError
+from harness.ktap import Status
+
+KERNELS = ("vanilla", "series")
+OUTCOMES = ("pass", "fail", "skip")
+DEFAULT = "_default"
+
+
+@dataclass(frozen=True)
+class Expectation:
+    vanilla: str = "pass"
+    series: str = "pass"
+
+    def on(self, kernel: str) -> str:
+        return getattr(self, kernel)
+
+
+Table = dict[str, dict[str, Expectation]]
+
+
+def parse(text: str, filename: str) -> Table:
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{filename}: invalid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{filename}: expected a mapping of programs")
+    table: Table = {}
+    for prog, tests in data.items():
+        if not isinstance(tests, dict):
+            raise ConfigError(f"{filename}: {prog}: expected a mapping of tests")
+        table[str(prog)] = {}
+        for test, exp in tests.items():
+            where = f"{filename}: {prog}.{test}"
+            if not isinstance(exp, dict):
+                raise ConfigError(f"{where}: expected {{vanilla: ..., series: ...}}")
+            for k, v in exp.items():
+                if k not in KERNELS:
+                    raise ConfigError(f"{where}.{k}: unknown kernel (known: vanilla, series)")
+                if v not in OUTCOMES:
+                    raise ConfigError(f"{where}.{k}: {v!r} is not one of pass, fail, skip")
+            table[str(prog)][str(test)] = Expectation(**exp)
+    return table
+
+
+def load(path: Path) -> Table:
+    if not path.is_file():
+        return {}
+    return parse(path.read_text(), str(path))
+
+
+def lookup(table: Table, program: str, test: str) -> Expectation:
+    tests = table.get(program, {})
+    return tests.get(test) or tests.get(DEFAULT) or Expectation()
+
+
+def outcome_of(status: Status) -> str:
+    if status in (Status.PASS, Status.XFAIL):
+        return "pass"
+    if status in (Status.SKIP, Status.NO_TESTS):
+        return "skip"
+    return "fail"
+
+
+def matches(status: Status, expected: str) -> bool:
+    got = outcome_of(status)
+    # A skip (feature not in this config) never contradicts a declaration;
+    # it is reported as skipped.
+    return got == expected or got == "skip"

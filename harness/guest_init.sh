@@ -1,0 +1,65 @@
+#!/bin/busybox sh
+# PID 1 of the test guest. Mounts what the guest tests need, runs the
+# programs named by harness.tests= each under its own timeout, prints one
+# KTAP document on the console and ends the VM (QEMU runs with -no-reboot).
+/bin/busybox --install -s /bin
+export PATH=/bin HOME=/root
+mkdir -p /proc /sys /dev /tmp /root /mnt/scratch
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+mount -t tmpfs tmpfs /tmp
+mount -t cgroup2 cgroup2 /sys/fs/cgroup
+mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
+echo +memory > /sys/fs/cgroup/cgroup.subtree_control
+# ext2 on a ramdisk: clean page cache that reclaim can drop (tmpfs can't).
+if [ -b /dev/ram0 ] && mke2fs -q /dev/ram0 >/dev/null 2>&1; then
+	mount -t ext2 /dev/ram0 /mnt/scratch
+else
+	mount -t tmpfs tmpfs /mnt/scratch
+fi
+
+tests=""
+per_test=300
+shell=0
+for arg in $(cat /proc/cmdline); do
+	case "$arg" in
+	harness.tests=*) tests=$(echo "${arg#harness.tests=}" | tr ',' ' ') ;;
+	harness.per_test=*) per_test="${arg#harness.per_test=}" ;;
+	harness.shell=1) shell=1 ;;
+	esac
+done
+
+if [ "$shell" = 1 ]; then
+	echo "harness: interactive shell; tests are in /tests; 'exit' ends the VM"
+	setsid cttyhack sh -l
+	reboot -f
+fi
+
+set -o pipefail
+n=0
+for t in $tests; do n=$((n + 1)); done
+echo "harness: running $n guest test programs"
+echo "KTAP version 1"
+echo "1..$n"
+i=0
+for t in $tests; do
+	i=$((i + 1))
+	dir=/mnt/scratch/$t
+	mkdir -p "$dir"
+	if [ ! -x "/tests/$t" ]; then
+		echo "not ok $i $t # ERROR no such guest test program"
+		continue
+	fi
+	(cd "$dir" && timeout -s KILL "$per_test" "/tests/$t" 2>&1) | sed -u 's/^/  /'
+	rc=$?
+	case $rc in
+	0) echo "ok $i $t" ;;
+	4) echo "ok $i $t # SKIP" ;;
+	137) echo "not ok $i $t # TIMEOUT after ${per_test}s" ;;
+	*) echo "not ok $i $t # exit code $rc" ;;
+	esac
+done
+echo "harness: guest tests done"
+sync
+reboot -f

@@ -1,0 +1,110 @@
+"""Stage 3, config: tinyconfig + fragments via merge_config.sh, then a check.
+
+Like kunit.py, every option the fragments ask for must survive
+olddefconfig; the ones that don't are named. A symbol the tree's Kconfig
+doesn't define (e.g. a KUnit suite that only the series adds) is reported
+but is not an error, so one fragment serves the base and the series.
+"""
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+from harness import printer
+from harness.errors import ConfigError, KconfigError
+
+ARCH = "x86_64"
+_LINE = re.compile(r"^(CONFIG_\w+)=(.*)$|^# (CONFIG_\w+) is not set$")
+
+
+def parse_config(text: str) -> dict[str, str]:
+    """CONFIG_X -> value; 'n' for `# CONFIG_X is not set`."""
+    out = {}
+    for line in text.splitlines():
+        m = _LINE.match(line.strip())
+        if m:
+            if m.group(1):
+                out[m.group(1)] = m.group(2)
+            else:
+                out[m.group(3)] = "n"
+    return out
+
+
+def fragments_digest(fragments: list[Path]) -> str:
+    h = hashlib.sha256(ARCH.encode())
+    for f in fragments:
+        h.update(f.read_bytes())
+    return h.hexdigest()[:12]
+
+
+def kconfig_symbols(tree: Path) -> set[str]:
+    syms: set[str] = set()
+    pat = re.compile(r"^\s*(?:menu)?config\s+(\w+)", re.M)
+    for root, dirs, files in os.walk(tree):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in files:
+            if name.startswith("Kconfig"):
+                try:
+                    syms.update(pat.findall(Path(root, name).read_text(errors="replace")))
+                except OSError:
+                    pass
+    return syms
+
+
+def check_fragments(requested: dict[str, str], final: dict[str, str],
+                    known: set[str]) -> tuple[list[str], list[str]]:
+    """Return (options that did not survive, options this tree doesn't have)."""
+    lost, absent = [], []
+    for sym, want in requested.items():
+        got = final.get(sym, "n")
+        if got == want:
+            continue
+        if sym.removeprefix("CONFIG_") not in known:
+            absent.append(sym)
+        else:
+            lost.append(f"{sym}={want} (got {'not set' if got == 'n' else got})")
+    return lost, absent
+
+
+def _run(cmd: list[str], cwd: Path, log) -> None:
+    log.write(f"$ {' '.join(cmd)}\n")
+    log.flush()
+    proc = subprocess.run(cmd, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, text=True)
+    if proc.returncode != 0:
+        raise KconfigError(f"{' '.join(cmd[:3])} ... failed (exit {proc.returncode}); "
+                           f"see {log.name}")
+
+
+def configure(tree: Path, build_dir: Path, fragments: list[Path], log) -> None:
+    """Write BUILD_DIR/.config; leave it untouched when nothing changed."""
+    for f in fragments:
+        if not f.is_file():
+            raise ConfigError(f"config fragment not found: {f}")
+    scratch = build_dir / ".harness-kconfig"
+    scratch.mkdir(parents=True, exist_ok=True)
+    make = ["make", "-s", f"ARCH={ARCH}", f"O={scratch}"]
+    _run([*make, "tinyconfig"], tree, log)
+    _run([str(tree / "scripts/kconfig/merge_config.sh"), "-m", "-O", str(scratch),
+          str(scratch / ".config"), *map(str, fragments)], tree, log)
+    _run([*make, "olddefconfig"], tree, log)
+
+    requested: dict[str, str] = {}
+    for f in fragments:
+        requested.update(parse_config(f.read_text()))
+    final = parse_config((scratch / ".config").read_text())
+    lost, absent = check_fragments(requested, final, kconfig_symbols(tree))
+    if absent:
+        printer.info(f"not in this tree (ignored): {', '.join(absent)}")
+    if lost:
+        raise KconfigError("these options did not survive olddefconfig (unmet dependencies?):\n"
+                           + "\n".join(f"    {x}" for x in lost))
+
+    # Only replace .config when it differs, so an unchanged config keeps
+    # its timestamp and make has nothing to redo.
+    new = (scratch / ".config").read_bytes()
+    dot = build_dir / ".config"
+    if not dot.exists() or dot.read_bytes() != new:
+        shutil.copyfile(scratch / ".config", dot)

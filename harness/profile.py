@@ -1,0 +1,149 @@
+"""Run profiles: YAML files that say what to build, boot and test.
+
+A profile is validated against the dataclasses below: an unknown key or a
+wrong type is a ConfigError naming the file and the key. Paths are relative
+to the project directory (the repository holding patches/, kconfigs/, ...).
+"""
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_args, get_origin
+
+import yaml
+
+from harness.errors import ConfigError
+
+DEBIAN_TARBALL = "/usr/src/linux-source-6.12.tar.xz"
+
+
+@dataclass
+class SourceConfig:
+    tarball: str = DEBIAN_TARBALL  # used when path is empty
+    path: str = ""  # a user's kernel git tree; never modified
+    rev: str = "HEAD"  # base revision within path
+
+
+@dataclass
+class QemuConfig:
+    machine: str = "pc"
+    memory: str = "1G"
+    smp: int = 1
+    accel: str = "auto"  # auto | kvm | tcg
+    icount: bool = False  # deterministic guest time (TCG only)
+    extra_args: list[str] = field(default_factory=list)
+    cmdline: list[str] = field(default_factory=list)  # appended to the kernel command line
+
+
+@dataclass
+class Timeouts:
+    build: int = 3600
+    first_output: int = 15  # seconds until the kernel banner; KVM probe limit
+    silence: int = 120  # console silence before the guest counts as hung
+    run: int = 1200  # whole boot + tests
+    per_test: int = 300  # each guest test program, enforced inside the guest
+
+
+@dataclass
+class Profile:
+    source: SourceConfig = field(default_factory=SourceConfig)
+    series: str = "patches/series"  # empty: the base alone
+    fragments: list[str] = field(default_factory=lambda: ["kconfigs/base.config"])
+    qemu: QemuConfig = field(default_factory=QemuConfig)
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    tests: list[str] = field(default_factory=list)  # empty: every guest test program
+    guest_tests: str = "guest-tests"
+    expectations: str = "guest-tests/expectations.yaml"
+
+
+def project_dir() -> Path:
+    """The repository the harness runs from (HARNESS_PROJECT_DIR overrides)."""
+    env = os.environ.get("HARNESS_PROJECT_DIR")
+    if env:
+        return Path(env).resolve()
+    here = Path(__file__).resolve().parents[1]
+    if (here / "patches").is_dir():
+        return here
+    return Path.cwd()
+
+
+def cache_dir() -> Path:
+    env = os.environ.get("HARNESS_CACHE")
+    if env:
+        return Path(env)
+    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(xdg) / "harness"
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp))
+
+
+def _convert(value: Any, tp: Any, where: str) -> Any:
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__}")
+        return _build(tp, value, where)
+    if get_origin(tp) is list:
+        (item,) = get_args(tp)
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {type(value).__name__}")
+        return [_convert(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+    # bool is an int subclass; don't let `smp: true` through.
+    if tp is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ConfigError(f"{where}: expected an integer, got {value!r}")
+    if tp is str and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)  # `memory: 1024` is a fine size
+    if not isinstance(value, tp):
+        raise ConfigError(f"{where}: expected {_type_name(tp)}, got {value!r}")
+    return value
+
+
+def _build(cls: Any, data: dict[str, Any], where: str) -> Any:
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in data.items():
+        if key not in fields:
+            known = ", ".join(sorted(fields))
+            raise ConfigError(f"{where}.{key}: unknown key (known: {known})")
+        kwargs[key] = _convert(value, fields[key].type, f"{where}.{key}")
+    return cls(**kwargs)
+
+
+def parse_profile(text: str, filename: str) -> Profile:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{filename}: invalid YAML: {e}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{filename}: expected a mapping at the top level")
+    if "series" in data and data["series"] in (None, False):
+        data["series"] = ""
+    return _build(Profile, data, filename)
+
+
+def resolve_profile(name: str) -> Path:
+    """A profile name (profiles/NAME.yaml) or a path to a YAML file."""
+    p = Path(name)
+    if p.suffix in (".yaml", ".yml") or "/" in name:
+        if not p.is_file():
+            raise ConfigError(f"profile file not found: {p}")
+        return p
+    cand = project_dir() / "profiles" / f"{name}.yaml"
+    if not cand.is_file():
+        avail = sorted(x.stem for x in (project_dir() / "profiles").glob("*.yaml"))
+        raise ConfigError(f"unknown profile {name!r} (available: {', '.join(avail)})")
+    return cand
+
+
+def load_profile(name: str) -> Profile:
+    path = resolve_profile(name)
+    return parse_profile(path.read_text(), str(path))
+
+
+def project_path(rel: str) -> Path:
+    p = Path(rel)
+    return p if p.is_absolute() else project_dir() / p

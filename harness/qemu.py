@@ -1,0 +1,107 @@
+"""QEMU command lines, per-architecture settings as data, and KVM probing."""
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.profile import QemuConfig
+
+
+@dataclass(frozen=True)
+class QemuArch:
+    binary: str
+    console: str
+    # Not in the tinyconfig guest: ACPI. `reboot -f` + -no-reboot ends the VM.
+    extra: tuple[str, ...] = ()
+
+
+X86_64 = QemuArch(binary="qemu-system-x86_64", console="ttyS0")
+
+# In the spirit of LKP: any oops or lockup panics, and a panic ends the VM
+# at once instead of hanging on a frozen console.
+BASE_CMDLINE = ("panic=-1", "oops=panic", "softlockup_panic=1", "nmi_watchdog=panic",
+                "hung_task_panic=1", "rdinit=/init")
+
+
+def kernel_cmdline(arch: QemuArch, tests: list[str], per_test: int, extra: list[str],
+                   shell: bool = False) -> str:
+    args = [f"console={arch.console},115200", *BASE_CMDLINE]
+    if shell:
+        args.append("harness.shell=1")
+    else:
+        args += [f"harness.tests={','.join(tests)}", f"harness.per_test={per_test}"]
+    return " ".join([*args, *extra])
+
+
+def qemu_command(arch: QemuArch, cfg: QemuConfig, accel: str, kernel: Path, initrd: Path,
+                 cmdline: str, interactive: bool = False) -> list[str]:
+    cmd = [arch.binary, "-M", cfg.machine, "-accel", accel, "-m", cfg.memory,
+           "-smp", str(cfg.smp), "-kernel", str(kernel), "-initrd", str(initrd),
+           "-append", cmdline, "-no-reboot", "-nodefaults", "-display", "none"]
+    if accel == "kvm":
+        cmd += ["-cpu", "host"]
+    if cfg.icount and accel == "tcg":
+        cmd += ["-icount", "shift=0,sleep=off"]
+    # Interactive: serial and monitor share stdio (Ctrl-A x quits); automated
+    # runs get the bare serial console.
+    cmd += ["-serial", "mon:stdio"] if interactive else ["-serial", "stdio"]
+    return [*cmd, *arch.extra, *cfg.extra_args]
+
+
+def kvm_device_usable() -> tuple[bool, str]:
+    if not os.path.exists("/dev/kvm"):
+        return False, "/dev/kvm does not exist"
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return False, "/dev/kvm is not readable and writable by this user"
+    return True, ""
+
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+class KvmVerdicts:
+    """Remembers, per host boot, whether KVM actually ran a guest here.
+
+    A /dev/kvm that exists but hangs guests (nested virtualization) costs the
+    probe timeout once per host boot, not once per run.
+    """
+
+    def __init__(self, cache: Path) -> None:
+        self.path = cache / "kvm-verdict.json"
+
+    def get(self) -> bool | None:
+        try:
+            data = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return None
+        return data.get("works") if data.get("boot_id") == _boot_id() else None
+
+    def put(self, works: bool, reason: str) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text(json.dumps({"boot_id": _boot_id(), "works": works,
+                                         "reason": reason}))
+
+
+def choose_accel(requested: str, cache: Path) -> tuple[list[str], str]:
+    """Accelerators to try in order, and why."""
+    if requested == "tcg":
+        return ["tcg"], "requested"
+    ok, why = kvm_device_usable()
+    if requested == "kvm":
+        return ["kvm"], "requested" if ok else f"requested, but {why}"
+    if not ok:
+        return ["tcg"], why
+    verdict = KvmVerdicts(cache).get()
+    if verdict is False:
+        return ["tcg"], "KVM hung a guest earlier on this host boot"
+    return ["kvm", "tcg"], "trying KVM, TCG if it does not boot"
+
+
+def qemu_available(arch: QemuArch) -> bool:
+    return shutil.which(arch.binary) is not None

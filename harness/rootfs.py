@@ -1,0 +1,121 @@
+"""Stage 5, rootfs: an initramfs with busybox, the guest tests and our init.
+
+The guest tests are compiled statically against the kernel tree's
+kselftest headers. The archive is written by the kernel's own
+usr/gen_init_cpio (device nodes without root), and cached by the content
+of everything that goes into it.
+"""
+
+import hashlib
+import shutil
+import subprocess
+from pathlib import Path
+
+from harness import printer
+from harness.errors import BuildError, ConfigError
+from harness.lock import locked
+
+BUSYBOX = Path("/bin/busybox")
+INIT = Path(__file__).with_name("guest_init.sh")
+# What the guest tests compile against in the kernel tree.
+SELFTEST_INPUTS = ["kselftest_harness.h", "kselftest.h", "cgroup"]
+
+
+def _digest_paths(h: "hashlib._Hash", paths: list[Path]) -> None:
+    for root in paths:
+        files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
+        for f in files:
+            h.update(str(f.relative_to(root.parent)).encode() + b"\0" + f.read_bytes())
+
+
+def rootfs_key(tree: Path, guest_tests: Path) -> str:
+    h = hashlib.sha256()
+    ksft = tree / "tools/testing/selftests"
+    _digest_paths(h, [guest_tests, INIT, BUSYBOX, tree / "usr/gen_init_cpio.c",
+                      *(ksft / x for x in SELFTEST_INPUTS)])
+    return h.hexdigest()[:16]
+
+
+def _gen_init_cpio(tree: Path, cache: Path) -> Path:
+    src = tree / "usr/gen_init_cpio.c"
+    key = hashlib.sha256(src.read_bytes()).hexdigest()[:12]
+    tool = cache / "tools" / f"gen_init_cpio-{key}"
+    if not tool.exists():
+        tool.parent.mkdir(parents=True, exist_ok=True)
+        tmp = tool.with_suffix(".tmp")
+        proc = subprocess.run(["gcc", "-O2", "-o", str(tmp), str(src)],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise BuildError(f"compiling {src} failed:\n{proc.stderr}")
+        tmp.rename(tool)
+    return tool
+
+
+def compile_guest_tests(tree: Path, guest_tests: Path, out: Path, log_path: Path) -> None:
+    if not (guest_tests / "Makefile").is_file():
+        raise ConfigError(f"{guest_tests}: no Makefile")
+    cmd = ["make", "-C", str(guest_tests), f"OUTPUT={out}",
+           f"KSFT={tree / 'tools/testing/selftests'}", "-j2"]
+    with open(log_path, "a") as log:
+        log.write(f"$ {' '.join(cmd)}\n")
+        log.flush()
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              timeout=900)
+        log.write(proc.stdout)
+    if proc.returncode != 0:
+        errs = [ln for ln in proc.stdout.splitlines() if "error" in ln][:15]
+        raise BuildError("compiling the guest tests failed:\n"
+                         + "\n".join(errs or proc.stdout.splitlines()[-15:])
+                         + f"\n    full log: {log_path}")
+
+
+def cpio_spec(tests: list[Path]) -> str:
+    lines = [
+        "dir /dev 0755 0 0",
+        "nod /dev/console 0600 0 0 c 5 1",
+        "nod /dev/null 0666 0 0 c 1 3",
+        "dir /bin 0755 0 0",
+        f"file /bin/busybox {BUSYBOX} 0755 0 0",
+        f"file /init {INIT} 0755 0 0",
+        "dir /tests 0755 0 0",
+    ]
+    for d in ("proc", "sys", "tmp", "root", "mnt", "mnt/scratch"):
+        lines.append(f"dir /{d} 0755 0 0")
+    lines += [f"file /tests/{t.name} {t} 0755 0 0" for t in tests]
+    return "\n".join(lines) + "\n"
+
+
+def guest_programs(rootfs_dir: Path) -> list[str]:
+    return sorted(p.name for p in (rootfs_dir / "tests").iterdir() if p.is_file())
+
+
+def build_rootfs(tree: Path, guest_tests: Path, cache: Path, log_path: Path) -> Path:
+    """Return the directory holding initramfs.cpio and tests/ for this content."""
+    if not BUSYBOX.exists():
+        raise ConfigError(f"{BUSYBOX} not found: sudo apt-get install busybox-static")
+    key = rootfs_key(tree, guest_tests)
+    out = cache / "rootfs" / key
+    with locked(cache / "rootfs" / f"{key}.lock", "the rootfs build"):
+        if (out / "initramfs.cpio").exists():
+            printer.info(f"rootfs cached: {out}")
+            return out
+        tmp = out.with_name(key + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        (tmp / "tests").mkdir(parents=True)
+        compile_guest_tests(tree, guest_tests, tmp / "tests", log_path)
+        tests = sorted(p for p in (tmp / "tests").iterdir() if p.is_file() and p.stat().st_mode & 0o111)
+        for p in list((tmp / "tests").iterdir()):
+            if p not in tests:
+                p.unlink() if p.is_file() else shutil.rmtree(p)
+        (tmp / "initramfs.list").write_text(cpio_spec([out / "tests" / t.name for t in tests]))
+        # gen_init_cpio reads the files at their final location.
+        shutil.rmtree(out, ignore_errors=True)
+        tmp.rename(out)
+        tool = _gen_init_cpio(tree, cache)
+        with open(out / "initramfs.cpio.tmp", "wb") as f:
+            proc = subprocess.run([str(tool), "-t", "0", str(out / "initramfs.list")], stdout=f,
+                                  stderr=subprocess.PIPE, text=False)
+        if proc.returncode != 0:
+            raise BuildError(f"gen_init_cpio failed: {proc.stderr.decode(errors='replace')}")
+        (out / "initramfs.cpio.tmp").rename(out / "initramfs.cpio")
+    return out

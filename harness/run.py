@@ -1,0 +1,174 @@
+"""The pipeline: source -> series -> config -> build -> rootfs -> boot -> report.
+
+Requests are plain dataclasses built by cli.py; nothing here touches argparse.
+"""
+
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness import printer, report
+from harness.boot import boot
+from harness.build import build
+from harness.errors import ConfigError, HarnessError
+from harness.kconfig import configure, fragments_digest
+from harness.lock import locked
+from harness.profile import Profile, cache_dir, project_path
+from harness.qemu import X86_64, choose_accel, kernel_cmdline, qemu_available, qemu_command
+from harness.results import RunRecord
+from harness.rootfs import build_rootfs, guest_programs
+from harness.series import Series, apply_series, commit_subjects, read_series
+from harness.source import prepare_source, source_key
+
+
+@dataclass
+class Request:
+    profile: Profile
+    no_series: bool = False
+    jobs: int = 2
+    results_root: Path = Path("results")
+    interactive: bool = False  # `harness boot`
+    timings: printer.Timings = field(default_factory=printer.Timings)
+
+    @property
+    def kernel(self) -> str:
+        return "vanilla" if self.no_series or not self.profile.series else "series"
+
+
+@dataclass
+class KernelImage:
+    image: Path
+    rootfs: Path  # directory with initramfs.cpio and tests/
+    info: dict  # identity: base, series, head, release, config
+
+
+def build_dir(req: Request) -> Path:
+    frags = [project_path(f) for f in req.profile.fragments]
+    for f in frags:
+        if not f.is_file():
+            raise ConfigError(f"config fragment not found: {f}")
+    return cache_dir() / "build" / f"{source_key(req.profile.source)}-{fragments_digest(frags)}"
+
+
+def image_dir(req: Request) -> Path:
+    return build_dir(req) / "images" / req.kernel
+
+
+def build_kernel(req: Request, rec: RunRecord) -> KernelImage:
+    cache = cache_dir()
+    t = req.timings
+    frags = [project_path(f) for f in req.profile.fragments]
+    bdir = build_dir(req)
+    with t.measure("source", "Preparing the kernel source ..."):
+        src = prepare_source(req.profile.source, cache)
+    series = read_series(None if req.kernel == "vanilla" else project_path(req.profile.series))
+    rec.meta(kernel=req.kernel, source=src.description, base=src.base, base_version=src.version,
+             series_file=str(series.path or ""), series_hash=series.digest() if series.patches
+             else "", patches=[p.name for p in series.patches])
+    rec.stage("source", "pass", t.seconds["source"])
+    with locked(bdir.with_suffix(".lock"), "the kernel tree and build directory"):
+        with t.measure("series", f"Applying {len(series.patches)} patches ..."
+                       if series.patches else "Checking out the base alone (no series) ..."):
+            try:
+                head = apply_series(src.repo, src.base, series)
+            except HarnessError as e:
+                rec.stage("series", "fail", t.seconds["series"], error=str(e))
+                raise
+        subjects = commit_subjects(src.repo, src.base, head)
+        rec.meta(head=head, commits=subjects)
+        rec.stage("series", "pass", t.seconds["series"])
+        bdir.mkdir(parents=True, exist_ok=True)
+        log_path = rec.path("build.log")
+        with t.measure("config", "Configuring (tinyconfig + fragments) ..."):
+            with open(log_path, "a") as log:
+                try:
+                    configure(src.repo, bdir, frags, log)
+                except HarnessError as e:
+                    rec.stage("config", "fail", t.seconds["config"], error=str(e))
+                    raise
+        shutil.copyfile(bdir / ".config", rec.path("kernel.config"))
+        rec.stage("config", "pass", t.seconds["config"], fragments=[str(f) for f in frags])
+        printer.stage(f"Building {req.kernel} kernel in {bdir} ...")
+        try:
+            res = build(src.repo, bdir, req.jobs, log_path, req.profile.timeouts.build)
+        except HarnessError as e:
+            rec.stage("build", "fail", error=str(e))
+            raise
+        t.seconds["build"] = res.seconds
+        rec.stage("build", "pass", res.seconds, release=res.release, warnings=len(res.warnings))
+        printer.info(f"built {res.release} in {res.seconds:.1f}s")
+        with t.measure("rootfs", "Preparing the initramfs ..."):
+            rootfs = build_rootfs(src.repo, project_path(req.profile.guest_tests), cache,
+                                  rec.path("rootfs.log"))
+        rec.stage("rootfs", "pass", t.seconds["rootfs"], path=str(rootfs))
+        info = {"kernel": req.kernel, "release": res.release, "base": src.base,
+                "base_version": src.version, "source": src.description, "head": head,
+                "series_hash": series.digest() if series.patches else "", "commits": subjects,
+                "config": str(bdir / ".config"), "rootfs": str(rootfs),
+                "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        # Keep a copy per kernel, so vanilla and series images coexist while
+        # sharing one incremental build directory.
+        idir = image_dir(req)
+        idir.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(res.image, idir / "bzImage")
+        (idir / "image.json").write_text(json.dumps(info, indent=2))
+    return KernelImage(idir / "bzImage", rootfs, info)
+
+
+def last_image(req: Request) -> KernelImage:
+    idir = image_dir(req)
+    try:
+        info = json.loads((idir / "image.json").read_text())
+    except (OSError, ValueError):
+        raise ConfigError(f"no {req.kernel} kernel built for this profile yet "
+                          f"(looked in {idir}); run `harness build` first") from None
+    return KernelImage(idir / "bzImage", Path(info["rootfs"]), info)
+
+
+def selected_tests(req: Request, img: KernelImage) -> list[str]:
+    available = guest_programs(img.rootfs)
+    wanted = req.profile.tests or available
+    unknown = [t for t in wanted if t not in available]
+    if unknown:
+        raise ConfigError(f"unknown guest tests: {', '.join(unknown)} "
+                          f"(available: {', '.join(available)})")
+    return wanted
+
+
+def qemu_commands(req: Request, img: KernelImage, tests: list[str]) -> tuple[dict, list, str]:
+    prof = req.profile
+    if not qemu_available(X86_64):
+        raise ConfigError(f"{X86_64.binary} not found: sudo apt-get install "
+                          "--no-install-recommends qemu-system-x86")
+    accels, why = choose_accel(prof.qemu.accel, cache_dir())
+    cmdline = kernel_cmdline(X86_64, tests, prof.timeouts.per_test, prof.qemu.cmdline,
+                             shell=req.interactive)
+    cmds = {a: qemu_command(X86_64, prof.qemu, a, img.image, img.rootfs / "initramfs.cpio",
+                            cmdline, interactive=req.interactive) for a in accels}
+    return cmds, accels, why
+
+
+def test_kernel(req: Request, img: KernelImage, rec: RunRecord) -> int:
+    tests = selected_tests(req, img)
+    cmds, accels, why = qemu_commands(req, img, tests)
+    rec.meta(image=img.info, tests_selected=tests, qemu={a: c for a, c in cmds.items()})
+    printer.stage(f"Booting {img.info['release']} ({req.kernel}) with {'/'.join(accels)} "
+                  f"({why}); running: {', '.join(tests)}")
+    t0 = time.monotonic()
+    outcome = None
+    try:
+        outcome = boot(cmds, accels, rec.path("console.log"), req.profile.timeouts, cache_dir(),
+                       echo=printer.verbose)
+    finally:
+        secs = time.monotonic() - t0
+        req.timings.seconds["boot+tests"] = secs
+        if outcome is None:
+            rec.stage("boot", "interrupted", secs)
+    rec.stage("boot", outcome.end, secs, accel=outcome.accel, first_output=outcome.first_output,
+              first_ktap=outcome.first_ktap, guest_start=outcome.guest_start,
+              qemu_exit=outcome.exit_status)
+    with req.timings.measure("report"):
+        return report.write(rec, outcome, tests, req.kernel,
+                            project_path(req.profile.expectations))

@@ -1,0 +1,43 @@
+import pytest
+
+from harness import expectations as ex
+from harness.errors import ConfigError
+from harness.ktap import Status
+from harness.profile import project_dir
+
+TABLE = """
+file_charge:
+  _default: {vanilla: pass, series: pass}
+  over_limit.open_fails_with_enomem: {vanilla: fail, series: pass}
+"""
+
+
+def test_lookup_specific_then_default_then_pass():
+    t = ex.parse(TABLE, "e.yaml")
+    assert ex.lookup(t, "file_charge", "over_limit.open_fails_with_enomem").on("vanilla") == "fail"
+    assert ex.lookup(t, "file_charge", "other").on("vanilla") == "pass"
+    assert ex.lookup(t, "unknown_prog", "x") == ex.Expectation()
+
+
+@pytest.mark.parametrize("status, want, ok", [
+    (Status.PASS, "pass", True), (Status.FAIL, "pass", False), (Status.CRASHED, "fail", True),
+    (Status.PASS, "fail", False), (Status.TIMEOUT, "pass", False), (Status.SKIP, "pass", True),
+])
+def test_matches(status, want, ok):
+    assert ex.matches(status, want) is ok
+
+
+@pytest.mark.parametrize("text, needle", [
+    ("p: {t: {vanila: pass}}", "e.yaml: p.t.vanila: unknown kernel"),
+    ("p: {t: {series: passes}}", "e.yaml: p.t.series: 'passes' is not one of"),
+    ("p: [a]", "e.yaml: p: expected a mapping"),
+])
+def test_bad_expectations(text, needle):
+    with pytest.raises(ConfigError, match=needle):
+        ex.parse(text, "e.yaml")
+
+
+def test_shipped_expectations_parse():
+    path = project_dir() / "guest-tests" / "expectations.yaml"
+    if path.exists():
+        ex.parse(path.read_text(), str(path))

@@ -1,0 +1,44 @@
+import pytest
+
+from harness.errors import ConfigError
+from harness.profile import Profile, parse_profile, project_dir
+
+
+def test_empty_profile_gives_defaults():
+    prof = parse_profile("", "p.yaml")
+    assert prof == Profile()
+    assert prof.series == "patches/series"
+
+
+def test_values_override_defaults():
+    prof = parse_profile("qemu: {memory: 2G, smp: 2, extra_args: ['-s']}\ntests: [smoke]\n",
+                         "p.yaml")
+    assert (prof.qemu.memory, prof.qemu.smp, prof.qemu.extra_args) == ("2G", 2, ["-s"])
+    assert prof.tests == ["smoke"]
+
+
+def test_series_null_means_base_alone():
+    assert parse_profile("series: null\n", "p.yaml").series == ""
+
+
+@pytest.mark.parametrize("text, needle", [
+    ("qemu: {memroy: 1G}\n", "p.yaml.qemu.memroy: unknown key"),
+    ("bogus: 1\n", "p.yaml.bogus: unknown key"),
+    ("qemu: {smp: two}\n", "p.yaml.qemu.smp: expected an integer"),
+    ("qemu: {smp: true}\n", "p.yaml.qemu.smp: expected an integer"),
+    ("tests: smoke\n", "p.yaml.tests: expected a list"),
+    ("timeouts: 5\n", "p.yaml.timeouts: expected a mapping"),
+    ("qemu: {extra_args: [1, {a: b}]}\n", "p.yaml.qemu.extra_args[1]"),
+    ("- a\n- b\n", "expected a mapping at the top level"),
+    ("qemu: {memory: [\n", "p.yaml: invalid YAML"),
+])
+def test_bad_profiles_name_file_and_key(text, needle):
+    with pytest.raises(ConfigError) as e:
+        parse_profile(text, "p.yaml")
+    assert needle in str(e.value)
+    assert e.value.exit_code == 2
+
+
+def test_shipped_profiles_are_valid():
+    for path in (project_dir() / "profiles").glob("*.yaml"):
+        parse_profile(path.read_text(), str(path))

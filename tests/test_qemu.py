@@ -1,0 +1,72 @@
+from pathlib import Path
+
+import pytest
+
+from harness import qemu
+from harness.profile import QemuConfig
+
+
+def _cmd(accel="tcg", **kw):
+    cfg = QemuConfig(**kw)
+    line = qemu.kernel_cmdline(qemu.X86_64, ["smoke", "file_charge"], 60, ["quiet"])
+    return qemu.qemu_command(qemu.X86_64, cfg, accel, Path("/k/bzImage"), Path("/r.cpio"), line)
+
+
+def test_command_is_an_argv_list_with_no_shell():
+    cmd = _cmd()
+    assert cmd[0] == "qemu-system-x86_64"
+    assert cmd[cmd.index("-accel") + 1] == "tcg"
+    assert cmd[cmd.index("-kernel") + 1] == "/k/bzImage"
+    assert cmd[cmd.index("-initrd") + 1] == "/r.cpio"
+    assert "-no-reboot" in cmd and "-nodefaults" in cmd
+    assert cmd[cmd.index("-serial") + 1] == "stdio"
+    assert "-cpu" not in cmd and "-icount" not in cmd
+
+
+def test_cmdline_panics_on_oops_and_names_tests():
+    append = _cmd()[_cmd().index("-append") + 1]
+    for word in ("console=ttyS0,115200", "panic=-1", "oops=panic", "softlockup_panic=1",
+                 "harness.tests=smoke,file_charge", "harness.per_test=60", "quiet"):
+        assert word in append.split()
+
+
+def test_kvm_uses_host_cpu_and_icount_only_with_tcg():
+    assert "-cpu" in _cmd("kvm")
+    assert "-icount" not in _cmd("kvm", icount=True)
+    cmd = _cmd("tcg", icount=True)
+    assert cmd[cmd.index("-icount") + 1] == "shift=0,sleep=off"
+
+
+def test_extra_args_come_last():
+    assert _cmd(extra_args=["-s", "-S"])[-2:] == ["-s", "-S"]
+
+
+@pytest.fixture
+def fake_kvm(monkeypatch):
+    state = {"usable": (True, "")}
+    monkeypatch.setattr(qemu, "kvm_device_usable", lambda: state["usable"])
+    return state
+
+
+def test_accel_auto_tries_kvm_then_tcg(fake_kvm, tmp_path):
+    assert qemu.choose_accel("auto", tmp_path)[0] == ["kvm", "tcg"]
+
+
+def test_accel_auto_without_kvm_device_is_tcg(fake_kvm, tmp_path):
+    fake_kvm["usable"] = (False, "/dev/kvm does not exist")
+    assert qemu.choose_accel("auto", tmp_path) == (["tcg"], "/dev/kvm does not exist")
+
+
+def test_kvm_verdict_is_remembered_per_host_boot(fake_kvm, tmp_path, monkeypatch):
+    qemu.KvmVerdicts(tmp_path).put(False, "no output")
+    accels, why = qemu.choose_accel("auto", tmp_path)
+    assert accels == ["tcg"] and "hung a guest" in why
+    # A new host boot forgets the verdict.
+    monkeypatch.setattr(qemu, "_boot_id", lambda: "another-boot")
+    assert qemu.choose_accel("auto", tmp_path)[0] == ["kvm", "tcg"]
+
+
+def test_explicit_accel_is_obeyed(fake_kvm, tmp_path):
+    qemu.KvmVerdicts(tmp_path).put(False, "no output")
+    assert qemu.choose_accel("kvm", tmp_path)[0] == ["kvm"]
+    assert qemu.choose_accel("tcg", tmp_path)[0] == ["tcg"]
