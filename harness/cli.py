@@ -9,8 +9,8 @@ import argparse
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from harness import printer, run
 from harness.errors import EXIT_INTERRUPTED, EXIT_OK, HarnessError
@@ -60,14 +60,11 @@ def profile_from_args(args: argparse.Namespace) -> Profile:
     if args.series:
         prof.series = str(Path(args.series).resolve())
     prof.fragments += [str(Path(f).resolve()) for f in args.fragment]
-    for attr, dest in (("tests", None), ("guest_tests", None)):
-        val = getattr(args, attr, None)
-        if val:
-            if attr == "tests":
-                prof.tests = [t for t in val.split(",") if t]
-            else:
-                prof.guest_tests = str(Path(val).resolve())
-                prof.expectations = str(Path(val).resolve() / "expectations.yaml")
+    if getattr(args, "tests", None):
+        prof.tests = [t for t in args.tests.split(",") if t]
+    if getattr(args, "guest_tests", None):
+        prof.guest_tests = str(Path(args.guest_tests).resolve())
+        prof.expectations = str(Path(args.guest_tests).resolve() / "expectations.yaml")
     for attr, target in (("accel", "accel"), ("memory", "memory"), ("smp", "smp")):
         val = getattr(args, attr, None)
         if val:

@@ -51,6 +51,8 @@ for t in $tests; do
 		echo "not ok $i $t # ERROR no such guest test program"
 		continue
 	fi
+	# Names the block even if the program dies before its result line.
+	echo "  # Subtest: $t"
 	(cd "$dir" && timeout -s KILL "$per_test" "/tests/$t" 2>&1) | sed -u 's/^/  /'
 	rc=$?
 	case $rc in

@@ -75,4 +75,3 @@ def to_junit(result: TestResult, suite_name: str, splats: list[Splat]) -> str:
             el.set(key, str(value))
     ET.indent(suites)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode")
-

@@ -98,7 +98,7 @@ def strip_printk_prefix(line: str) -> tuple[str, bool]:
     kernel = False
     if m and m.end() > 0:
         kernel = True
-        rest = line[m.end():]
+        rest = line[m.end() :]
         if (m.group("ts") or m.group("caller")) and rest.startswith(" "):
             rest = rest[1:]
         line = rest
@@ -142,7 +142,7 @@ def _parse_result(text: str) -> _Result | None:
     directive = ""
     d = _DIRECTIVE_SPLIT.search(rest)
     if d:
-        directive = rest[d.end():].strip()
+        directive = rest[d.end() :].strip()
         rest = rest[: d.start()]
     name = rest.strip()
     if name.startswith("- "):
@@ -240,9 +240,7 @@ class _Context:
         if len(self.stack) != 1:
             return False
         f = self.stack[0]
-        return f.node.expected_count is not None and len(f.node.children) >= (
-            f.node.expected_count
-        )
+        return f.node.expected_count is not None and len(f.node.children) >= (f.node.expected_count)
 
     def accepts(self, diag: bool, same_source: bool) -> bool:
         if not self.stack:
@@ -283,8 +281,11 @@ class _Context:
             self._open_doc(c, text, header=True)
             return
         top = self.stack[-1]
-        if top.indent == c and not top.saw_header and not top.node.children and (
-            top.node.expected_count is None
+        if (
+            top.indent == c
+            and not top.saw_header
+            and not top.node.children
+            and (top.node.expected_count is None)
         ):
             top.saw_header = True  # "# Subtest:" (TAP14 style) came first
             self.add_line(text, pending=False)
@@ -487,9 +488,7 @@ class _Parser:
         diag = body.startswith("#")
         # Noise goes to the test that is running: diagnostics prefer their own
         # source, other lines the most recently active document.
-        candidates = [
-            c for c in self.contexts.values() if c.accepts(diag, c is ctx)
-        ]
+        candidates = [c for c in self.contexts.values() if c.accepts(diag, c is ctx)]
         if not candidates:
             return
         if diag and ctx in candidates:

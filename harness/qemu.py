@@ -36,8 +36,9 @@ def kernel_cmdline(arch: QemuArch, tests: list[str], per_test: int, extra: list[
 
 
 def qemu_command(arch: QemuArch, cfg: QemuConfig, accel: str, kernel: Path, initrd: Path,
-                 cmdline: str, interactive: bool = False) -> list[str]:
-    cmd = [arch.binary, "-M", cfg.machine, "-accel", accel, "-m", cfg.memory,
+                 cmdline: str, interactive: bool = False, name: str = "harness") -> list[str]:
+    # -name lets a user (and our tests) find the VM of a given run.
+    cmd = [arch.binary, "-name", name, "-M", cfg.machine, "-accel", accel, "-m", cfg.memory,
            "-smp", str(cfg.smp), "-kernel", str(kernel), "-initrd", str(initrd),
            "-append", cmdline, "-no-reboot", "-nodefaults", "-display", "none"]
     if accel == "kvm":

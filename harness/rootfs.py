@@ -103,10 +103,15 @@ def build_rootfs(tree: Path, guest_tests: Path, cache: Path, log_path: Path) -> 
         shutil.rmtree(tmp, ignore_errors=True)
         (tmp / "tests").mkdir(parents=True)
         compile_guest_tests(tree, guest_tests, tmp / "tests", log_path)
-        tests = sorted(p for p in (tmp / "tests").iterdir() if p.is_file() and p.stat().st_mode & 0o111)
-        for p in list((tmp / "tests").iterdir()):
-            if p not in tests:
-                p.unlink() if p.is_file() else shutil.rmtree(p)
+        # Keep only the programs; a Makefile may leave objects behind.
+        tests = []
+        for p in sorted((tmp / "tests").iterdir()):
+            if p.is_file() and p.stat().st_mode & 0o111:
+                tests.append(p)
+            elif p.is_file():
+                p.unlink()
+            else:
+                shutil.rmtree(p)
         (tmp / "initramfs.list").write_text(cpio_spec([out / "tests" / t.name for t in tests]))
         # gen_init_cpio reads the files at their final location.
         shutil.rmtree(out, ignore_errors=True)

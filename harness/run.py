@@ -19,7 +19,7 @@ from harness.profile import Profile, cache_dir, project_path
 from harness.qemu import X86_64, choose_accel, kernel_cmdline, qemu_available, qemu_command
 from harness.results import RunRecord
 from harness.rootfs import build_rootfs, guest_programs
-from harness.series import Series, apply_series, commit_subjects, read_series
+from harness.series import apply_series, commit_subjects, read_series
 from harness.source import prepare_source, source_key
 
 
@@ -137,7 +137,8 @@ def selected_tests(req: Request, img: KernelImage) -> list[str]:
     return wanted
 
 
-def qemu_commands(req: Request, img: KernelImage, tests: list[str]) -> tuple[dict, list, str]:
+def qemu_commands(req: Request, img: KernelImage, tests: list[str],
+                  name: str = "harness") -> tuple[dict, list, str]:
     prof = req.profile
     if not qemu_available(X86_64):
         raise ConfigError(f"{X86_64.binary} not found: sudo apt-get install "
@@ -146,13 +147,13 @@ def qemu_commands(req: Request, img: KernelImage, tests: list[str]) -> tuple[dic
     cmdline = kernel_cmdline(X86_64, tests, prof.timeouts.per_test, prof.qemu.cmdline,
                              shell=req.interactive)
     cmds = {a: qemu_command(X86_64, prof.qemu, a, img.image, img.rootfs / "initramfs.cpio",
-                            cmdline, interactive=req.interactive) for a in accels}
+                            cmdline, interactive=req.interactive, name=name) for a in accels}
     return cmds, accels, why
 
 
 def test_kernel(req: Request, img: KernelImage, rec: RunRecord) -> int:
     tests = selected_tests(req, img)
-    cmds, accels, why = qemu_commands(req, img, tests)
+    cmds, accels, why = qemu_commands(req, img, tests, name=f"harness:{rec.dir.name}")
     rec.meta(image=img.info, tests_selected=tests, qemu={a: c for a, c in cmds.items()})
     printer.stage(f"Booting {img.info['release']} ({req.kernel}) with {'/'.join(accels)} "
                   f"({why}); running: {', '.join(tests)}")

@@ -142,8 +142,8 @@ def _split(line: str) -> tuple[str, bool]:
     if not kernel:
         # Console output from the kernel can start mid-way through a guest line.
         m = _EMBEDDED_TS.search(msg)
-        if m and classify(msg[m.end():]):
-            return msg[m.end():], True
+        if m and classify(msg[m.end() :]):
+            return msg[m.end() :], True
     return msg, kernel
 
 

@@ -1,0 +1,80 @@
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+@dataclass
+class HarnessRun:
+    returncode: int
+    output: str
+    results: Path | None  # the run's results directory
+
+    @property
+    def data(self) -> dict:
+        assert self.results, self.output
+        return json.loads((self.results / "results.json").read_text())
+
+
+def _results_dir(output: str) -> Path | None:
+    for line in output.splitlines():
+        if "] Results: " in line:
+            return Path(line.split("] Results: ", 1)[1].strip())
+    return None
+
+
+def harness(*args: str, results_root: Path, timeout: int = 3000) -> HarnessRun:
+    """Run the real `harness` CLI as a user would; never hang the test suite."""
+    cmd = [sys.executable, "-m", "harness", *args, "--results-dir", str(results_root)]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    out = proc.stdout + proc.stderr
+    print(out)
+    return HarnessRun(proc.returncode, out, _results_dir(out))
+
+
+def qemu_processes(marker: str) -> list[str]:
+    """Command lines of running QEMUs whose -name contains MARKER."""
+    out = subprocess.run(["pgrep", "-af", "qemu-system"], capture_output=True, text=True).stdout
+    return [ln for ln in out.splitlines() if marker in ln]
+
+
+def requires_kernel_tools() -> pytest.MarkDecorator:
+    missing = [t for t in ("qemu-system-x86_64", "make", "gcc", "flex", "bison")
+               if not shutil.which(t)]
+    if not Path("/usr/src/linux-source-6.12.tar.xz").exists():
+        missing.append("linux-source-6.12")
+    return pytest.mark.skipif(bool(missing) and not os.environ.get("CI"),
+                              reason=f"missing {', '.join(missing)}: run ./install-deps.sh")
+
+
+def interrupt_when(cmd: list[str], ready: str, timeout: int = 900) -> tuple[int, str]:
+    """Start CMD, send SIGINT once READY appears in its output, return (rc, output)."""
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    out = []
+    deadline = time.monotonic() + timeout
+    assert proc.stdout
+    try:
+        for line in proc.stdout:
+            out.append(line)
+            if ready in line:
+                time.sleep(2)
+                proc.send_signal(signal.SIGINT)
+                break
+            assert time.monotonic() < deadline, "never became ready"
+        out.append(proc.stdout.read())
+        rc = proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return rc, "".join(out)

@@ -1,0 +1,157 @@
+"""Real builds, real QEMU boots: the paths a developer and CI depend on.
+
+These share the harness cache (~/.cache/harness, or $HARNESS_CACHE), so
+after the first build every other test rebuilds incrementally.
+"""
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, harness, interrupt_when, qemu_processes, requires_kernel_tools
+
+pytestmark = [pytest.mark.integration, requires_kernel_tools()]
+GUEST_FIXTURES = str(ROOT / "tests" / "guest-fixtures")
+
+
+@pytest.fixture(scope="module")
+def results_root(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("results")
+
+
+@pytest.fixture(scope="module")
+def default_run(results_root):
+    return harness("build-and-test", results_root=results_root)
+
+
+def test_default_build_and_test_passes(default_run):
+    assert default_run.returncode == 0, default_run.output
+    d = default_run.results
+    for name in ("console.log", "build.log", "junit.xml", "results.json", "summary.txt",
+                 "kernel.config"):
+        assert (d / name).is_file(), name
+    data = default_run.data
+    assert data["status"] == "pass"
+    assert data["metadata"]["base_version"].startswith("6.12")
+    assert data["metadata"]["patches"], "the series was not applied"
+    names = {t["name"]: t["status"] for t in data["tests"]}
+    smoke = {n: s for n, s in names.items() if "/smoke/" in n or n.startswith("guest/smoke")}
+    assert smoke and all(s == "PASS" for s in smoke.values()), names
+    assert not data["splats"]
+    assert "<testsuite" in (d / "junit.xml").read_text()
+
+
+def test_vanilla_shows_exactly_the_declared_failures(default_run, results_root):
+    run = harness("build-and-test", "--no-series", results_root=results_root)
+    assert run.returncode == 0, run.output
+    assert run.data["metadata"]["patches"] == []
+
+
+def test_malformed_profile_is_a_usage_error(tmp_path, results_root):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("qemu:\n  memroy: 1G\n")
+    run = harness("build", "--profile", str(bad), results_root=results_root)
+    assert run.returncode == 2
+    assert f"{bad}.qemu.memroy: unknown key" in run.output
+
+
+def _one_patch_series(tmp_path: Path, name: str, body: str) -> Path:
+    (tmp_path / name).write_text(body)
+    (tmp_path / "series").write_text(f"# test series\n{name}\n")
+    return tmp_path / "series"
+
+
+NOT_APPLYING = """From 0000000000000000000000000000000000000000 Mon Sep 17 00:00:00 2001
+From: Test <test@example.com>
+Date: Thu, 1 Jan 2026 00:00:00 +0000
+Subject: [PATCH] fs: change a line that is not there
+
+---
+ fs/file.c | 2 +-
+ 1 file changed, 1 insertion(+), 1 deletion(-)
+
+diff --git a/fs/file.c b/fs/file.c
+--- a/fs/file.c
++++ b/fs/file.c
+@@ -1,3 +1,3 @@
+ this context
+-does not exist
++anywhere in fs/file.c
+ at all
+--
+2.39.5
+"""
+
+
+def test_patch_that_does_not_apply_is_named(tmp_path, default_run, results_root):
+    series = _one_patch_series(tmp_path, "0001-broken.patch", NOT_APPLYING)
+    run = harness("build", "--series", str(series), results_root=results_root)
+    assert run.returncode == 2, run.output
+    assert "0001-broken.patch does not apply" in run.output
+    assert "fs/file.c" in run.output
+    assert run.data["stages"]["series"]["status"] == "fail"
+
+
+def _compile_error_patch(repo_file: str = "fs/nsfs.c") -> str:
+    base = subprocess.run(["git", "-C", str(_source_repo()), "show", f"base:{repo_file}"],
+                          capture_output=True, text=True, check=True).stdout.splitlines()
+    ctx = base[:3]
+    hunk = "\n".join(["@@ -1,3 +1,4 @@", *(f" {c}" for c in ctx[:1]),
+                      "+int harness_broken(void) { return undeclared_identifier; }",
+                      *(f" {c}" for c in ctx[1:3])])
+    return (f"From 0000000000000000000000000000000000000000 Mon Sep 17 00:00:00 2001\n"
+            f"From: Test <test@example.com>\nDate: Thu, 1 Jan 2026 00:00:00 +0000\n"
+            f"Subject: [PATCH] fs: break the build\n\n---\n"
+            f"diff --git a/{repo_file} b/{repo_file}\n--- a/{repo_file}\n+++ b/{repo_file}\n"
+            f"{hunk}\n--\n2.39.5\n")
+
+
+def _source_repo() -> Path:
+    from harness.profile import cache_dir
+    return next((cache_dir() / "src").glob("debian-*[!k]"))
+
+
+def test_patch_that_does_not_compile_shows_the_error(tmp_path, default_run, results_root):
+    series = _one_patch_series(tmp_path, "0001-break.patch", _compile_error_patch())
+    run = harness("build", "--series", str(series), results_root=results_root)
+    assert run.returncode == 3, run.output
+    assert "fs/nsfs.c:2" in run.output and "error:" in run.output
+    assert "undeclared_identifier" in run.output
+
+
+def test_guest_panic_is_a_crash_with_the_splat(default_run, results_root):
+    t0 = time.monotonic()
+    run = harness("test", "--guest-tests", GUEST_FIXTURES, "--tests", "panic,pass",
+                  results_root=results_root)
+    assert run.returncode == 1, run.output
+    assert time.monotonic() - t0 < 120
+    kinds = {s["kind"] for s in run.data["splats"]}
+    assert kinds & {"panic", "oops", "bug"}, run.data["splats"]
+    tests = {t["name"]: t["status"] for t in run.data["tests"]}
+    # `pass` was promised by the plan but never ran: crashed, not passed.
+    assert any(n.endswith("pass") and s == "CRASHED" for n, s in tests.items()), tests
+    assert not qemu_processes(run.results.name)
+
+
+def test_hung_guest_is_killed_and_reported(default_run, results_root):
+    run = harness("test", "--guest-tests", GUEST_FIXTURES, "--tests", "hang",
+                  "--silence-timeout", "10", "--per-test-timeout", "600",
+                  results_root=results_root)
+    assert run.returncode == 1, run.output
+    assert run.data["stages"]["boot"]["status"] == "silence"
+    assert "silence" in (run.results / "console.log").read_text()
+    assert not qemu_processes(run.results.name)
+
+
+def test_sigint_during_boot_kills_qemu_and_keeps_results(default_run, results_root):
+    cmd = [sys.executable, "-m", "harness", "test", "--guest-tests", GUEST_FIXTURES,
+           "--tests", "hang", "--results-dir", str(results_root)]
+    rc, out = interrupt_when(cmd, "Booting")
+    assert rc == 130, out
+    results = Path(out.split("] Results: ", 1)[1].split()[0])
+    assert not qemu_processes(results.name)
+    data = (results / "results.json").read_text()
+    assert '"status": "interrupted"' in data
+    assert (results / "console.log").is_file()
