@@ -6,14 +6,17 @@ configuration error (incl. a patch that does not apply), 3 build failure,
 """
 
 import argparse
+import json
 import os
 import signal
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
-from harness import printer, run
-from harness.errors import EXIT_INTERRUPTED, EXIT_OK, HarnessError
+from harness import matrix, printer, run
+from harness.errors import EXIT_INTERRUPTED, EXIT_OK, ConfigError, HarnessError
+from harness.expectations import KERNELS
 from harness.profile import Profile, load_profile, project_path
 from harness.results import RunRecord
 
@@ -127,6 +130,28 @@ def cmd_build_and_test(args: argparse.Namespace) -> int:
     return _run(req, "run", lambda rec: run.test_kernel(req, run.build_kernel(req, rec), rec))
 
 
+def cmd_matrix(args: argparse.Namespace) -> int:
+    """build-and-test on vanilla, then on the series, and one side-by-side table."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    out = Path(args.results_dir) / f"{stamp}-matrix"
+    out.mkdir(parents=True)
+    codes, data = {}, {}
+    for kernel in KERNELS:
+        req = request_from_args(args)
+        req.no_series = kernel == "vanilla"
+        req.results_root = out
+        printer.stage(f"=== {kernel} kernel ===")
+        codes[kernel] = _run(req, "run", lambda rec, req=req: run.test_kernel(
+            req, run.build_kernel(req, rec), rec))
+        if codes[kernel] == EXIT_INTERRUPTED:
+            return codes[kernel]
+        last = sorted(p for p in out.iterdir() if p.is_dir() and p.name.endswith(kernel))[-1]
+        data[kernel] = json.loads((last / "results.json").read_text())
+    print(matrix.write(out, data))
+    printer.stage(f"Matrix: {out / 'matrix.txt'}")
+    return max(codes.values())
+
+
 def cmd_boot(args: argparse.Namespace) -> int:
     req = request_from_args(args, interactive=True)
     img = run.last_image(req)
@@ -138,6 +163,33 @@ def cmd_boot(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from harness import bench
+
+    if args.no_series:
+        raise ConfigError("harness bench always measures both kernels; drop --no-series")
+    opts = bench.Options(repeat=args.repeat, iters=args.iters, rounds=args.rounds,
+                         wallclock=args.wallclock, build=not args.no_build, strict=args.strict)
+    req = request_from_args(args)
+    bench.configure(req.profile, opts)
+    return _run(req, "bench", lambda rec: bench.run_bench(req, opts, rec))
+
+
+def _add_bench(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("benchmark")
+    g.add_argument("--repeat", type=int, default=3, help="boots per kernel (default 3)")
+    g.add_argument("--iters", type=int, default=20000,
+                   help="iterations per measurement (default 20000)")
+    g.add_argument("--rounds", type=int, default=1,
+                   help="measurements per boot, one after the other (default 1)")
+    g.add_argument("--wallclock", action="store_true",
+                   help="no icount: host time, KVM where it works (noisy; labelled so)")
+    g.add_argument("--no-build", action="store_true",
+                   help="reuse the last vanilla and series images instead of building")
+    g.add_argument("--strict", action="store_true",
+                   help="exit 1 when an icount target is not met")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="harness", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -147,13 +199,19 @@ def build_parser() -> argparse.ArgumentParser:
         ("test", cmd_test, "boot the last build and run the guest tests", True),
         ("build-and-test", cmd_build_and_test, "build, then boot and run the guest tests",
          True),
+        ("matrix", cmd_matrix, "build-and-test on vanilla and on the series, side by side",
+         True),
         ("boot", cmd_boot, "an interactive shell on the last built kernel", True),
+        ("bench", cmd_bench, "what memcg accounting costs open() & co., vanilla vs series",
+         True),
     ]
     for name, func, help_, boots in specs:
         p = sub.add_parser(name, help=help_, description=help_)
         _add_common(p)
         if boots:
             _add_boot(p)
+        if name == "bench":
+            _add_bench(p)
         p.set_defaults(func=func)
     return parser
 

@@ -89,6 +89,11 @@ def guest_programs(rootfs_dir: Path) -> list[str]:
     return sorted(p.name for p in (rootfs_dir / "tests").iterdir() if p.is_file())
 
 
+def default_selection(programs: list[str]) -> list[str]:
+    """Every program but the benchmarks, which `harness bench` runs on its own."""
+    return [p for p in programs if not p.startswith("bench_")]
+
+
 def build_rootfs(tree: Path, guest_tests: Path, cache: Path, log_path: Path) -> Path:
     """Return the directory holding initramfs.cpio and tests/ for this content."""
     if not BUSYBOX.exists():

@@ -18,7 +18,7 @@ from harness.lock import locked
 from harness.profile import Profile, cache_dir, project_path
 from harness.qemu import X86_64, choose_accel, kernel_cmdline, qemu_available, qemu_command
 from harness.results import RunRecord
-from harness.rootfs import build_rootfs, guest_programs
+from harness.rootfs import build_rootfs, default_selection, guest_programs
 from harness.series import apply_series, commit_subjects, read_series
 from harness.source import prepare_source, source_key
 
@@ -129,7 +129,7 @@ def last_image(req: Request) -> KernelImage:
 
 def selected_tests(req: Request, img: KernelImage) -> list[str]:
     available = guest_programs(img.rootfs)
-    wanted = req.profile.tests or available
+    wanted = req.profile.tests or default_selection(available)
     unknown = [t for t in wanted if t not in available]
     if unknown:
         raise ConfigError(f"unknown guest tests: {', '.join(unknown)} "

@@ -1,0 +1,102 @@
+"""report.py: judging guest results against declared expectations."""
+
+from harness import expectations
+from harness.boot import BootOutcome
+from harness.errors import EXIT_INFRA, EXIT_OK, EXIT_TEST_FAILURE
+from harness.ktap import Status, parse
+from harness.report import judge_guest, split_console, write
+from harness.results import RunRecord
+
+TABLE = expectations.parse("""
+file_charge:
+  over_limit.open_fails_with_enomem: {vanilla: fail, series: pass}
+""", "e.yaml")
+
+GUEST = """\
+KTAP version 1
+1..2
+  # Subtest: smoke
+  TAP version 13
+  1..1
+  ok 1 cgroup.memory_controller_available
+ok 1 smoke
+  # Subtest: file_charge
+  TAP version 13
+  1..2
+  ok 1 charge.follows_open_files
+  not ok 2 over_limit.open_fails_with_enomem
+not ok 2 file_charge # exit code 1
+"""
+
+
+def _guest(kernel: str, text: str = GUEST, tests=("smoke", "file_charge")):
+    return judge_guest(parse(text).children[0], list(tests), TABLE, kernel)
+
+
+def _status(tree, prog, test):
+    prog_node = next(c for c in tree.children if c.name == prog)
+    return next(c for c in prog_node.children if c.name == test).status
+
+
+def test_declared_failure_on_vanilla_is_not_a_mismatch():
+    tree, mismatches = _guest("vanilla")
+    assert mismatches == 0
+    assert _status(tree, "file_charge", "over_limit.open_fails_with_enomem") == Status.XFAIL
+
+
+def test_same_failure_on_the_series_is_a_mismatch():
+    tree, mismatches = _guest("series")
+    assert mismatches == 1
+    assert _status(tree, "file_charge", "over_limit.open_fails_with_enomem") == Status.FAIL
+
+
+def test_declared_failure_that_passes_is_a_mismatch():
+    text = GUEST.replace("  not ok 2 over_limit", "  ok 2 over_limit")
+    tree, mismatches = _guest("vanilla", text)
+    assert mismatches == 1
+    assert _status(tree, "file_charge", "over_limit.open_fails_with_enomem") == Status.FAIL
+
+
+def test_program_that_never_reported_is_crashed():
+    tree, mismatches = _guest("series", GUEST, ("smoke", "file_charge", "file_stress"))
+    stress = next(c for c in tree.children if c.name == "file_stress")
+    assert stress.status == Status.CRASHED and mismatches >= 2
+
+
+def test_cut_off_program_has_crashed_tests():
+    cut = GUEST.split("  ok 1 charge.follows_open_files")[0]
+    tree, mismatches = _guest("series", cut)
+    fc = next(c for c in tree.children if c.name == "file_charge")
+    assert any(leaf.status == Status.CRASHED for leaf in fc.children) or fc.status == (
+        Status.CRASHED)
+    assert mismatches >= 1
+
+
+def test_split_console_finds_guest_start():
+    lines = ["[    0.1] Linux version 6.12", "harness: running 2 guest test programs", "x"]
+    assert split_console(lines) == (lines[:1], ["x"])
+    assert split_console(lines[:1]) == (lines[:1], None)
+
+
+def _outcome(end: str, lines: list[str]) -> BootOutcome:
+    return BootOutcome(accel="tcg", end=end, seconds=3.0, first_output=0.5, lines=lines)
+
+
+def test_write_exit_codes(tmp_path):
+    exp = tmp_path / "e.yaml"
+    exp.write_text("")
+    ok = ["[    0.1] Linux version", "harness: running 1 guest test programs",
+          *"KTAP version 1\n1..1\n  # Subtest: smoke\n  1..1\n  ok 1 a\nok 1 smoke".split("\n"),
+          "harness: guest tests done"]
+    rec = RunRecord(tmp_path / "r", "t")
+    assert write(rec, _outcome("done", ok), ["smoke"], "series", exp) == EXIT_OK
+    assert (rec.dir / "junit.xml").exists() and rec.data["status"] == "pass"
+
+    rec = RunRecord(tmp_path / "r", "t")
+    assert write(rec, _outcome("no_output", []), ["smoke"], "series", exp) == EXIT_INFRA
+
+    warn = "[    2.0] WARNING: CPU: 0 PID: 1 at fs/file.c:10 fd_install+0x1/0x2"
+    splat = ok[:2] + [warn] + ok[2:]
+    rec = RunRecord(tmp_path / "r", "t")
+    assert write(rec, _outcome("done", splat), ["smoke"], "series", exp) == EXIT_TEST_FAILURE
+    assert rec.data["splats"][0]["kind"] == "warning"
