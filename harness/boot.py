@@ -90,7 +90,8 @@ def run_qemu(cmd: list[str], accel: str, log_path: Path, timeouts: Timeouts,
                 log.flush()
                 if echo:
                     print(text, flush=True)
-                if out.first_output is None:
+                # QEMU's own complaints are not the guest talking.
+                if out.first_output is None and not text.startswith(cmd[0]):
                     out.first_output = elapsed
                 bare = strip_timestamp(text)
                 if out.first_ktap is None and _KTAP.match(bare):
@@ -125,11 +126,12 @@ def boot(commands: dict[str, list[str]], accels: list[str], log_path: Path,
         limit = min(KVM_PROBE_SECONDS, timeouts.first_output) if probing else timeouts.first_output
         outcome = run_qemu(commands[accel], accel, log_path, timeouts, limit, echo)
         if probing:
-            works = outcome.end != "no_output"
+            works = outcome.first_output is not None
             KvmVerdicts(cache).put(works, "" if works else f"no console output in {limit}s")
             if not works:
-                printer.warn(f"KVM: /dev/kvm exists but the guest printed nothing in {limit}s "
-                             "(nested virtualization?); falling back to TCG")
+                printer.warn(f"KVM: /dev/kvm exists but the guest printed nothing "
+                             f"({outcome.end} after {outcome.seconds:.1f}s; nested "
+                             "virtualization?); falling back to TCG")
                 continue
         break
     assert outcome is not None

@@ -155,7 +155,8 @@ def cmd_matrix(args: argparse.Namespace) -> int:
 def cmd_boot(args: argparse.Namespace) -> int:
     req = request_from_args(args, interactive=True)
     img = run.last_image(req)
-    cmds, accels, why = run.qemu_commands(req, img, [])
+    rec = RunRecord(req.results_root, f"boot-{req.kernel}")
+    cmds, accels, why = run.qemu_commands(req, img, run.prepare_rootfs(req, img, rec), [])
     cmd = cmds["tcg" if "tcg" in accels and len(accels) == 1 else accels[0]]
     printer.stage(f"Booting {img.info['release']} ({req.kernel}) interactively with "
                   f"{cmd[cmd.index('-accel') + 1]} ({why}); Ctrl-A x quits QEMU")

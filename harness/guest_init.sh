@@ -53,7 +53,7 @@ for t in $tests; do
 	fi
 	# Names the block even if the program dies before its result line.
 	echo "  # Subtest: $t"
-	(cd "$dir" && timeout -s KILL "$per_test" "/tests/$t" 2>&1) | sed -u 's/^/  /'
+	(cd "$dir" && timeout -s KILL "$per_test" "/tests/$t" 2>&1) | sed 's/^/  /'
 	rc=$?
 	case $rc in
 	0) echo "ok $i $t" ;;

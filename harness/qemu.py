@@ -41,8 +41,8 @@ def qemu_command(arch: QemuArch, cfg: QemuConfig, accel: str, kernel: Path, init
     cmd = [arch.binary, "-name", name, "-M", cfg.machine, "-accel", accel, "-m", cfg.memory,
            "-smp", str(cfg.smp), "-kernel", str(kernel), "-initrd", str(initrd),
            "-append", cmdline, "-no-reboot", "-nodefaults", "-display", "none"]
-    if accel == "kvm":
-        cmd += ["-cpu", "host"]
+    # No `-cpu host`: under nested virtualization it aborts QEMU ("failed to
+    # set MSR 0x10a"); the default CPU model works everywhere.
     if cfg.icount and accel == "tcg":
         cmd += ["-icount", "shift=0,sleep=off"]
     # Interactive: serial and monitor share stdio (Ctrl-A x quits); automated

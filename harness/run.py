@@ -40,8 +40,7 @@ class Request:
 @dataclass
 class KernelImage:
     image: Path
-    rootfs: Path  # directory with initramfs.cpio and tests/
-    info: dict  # identity: base, series, head, release, config
+    info: dict  # identity: base, series, head, release, config, tree
 
 
 def build_dir(req: Request) -> Path:
@@ -99,14 +98,10 @@ def build_kernel(req: Request, rec: RunRecord) -> KernelImage:
         t.seconds["build"] = res.seconds
         rec.stage("build", "pass", res.seconds, release=res.release, warnings=len(res.warnings))
         printer.info(f"built {res.release} in {res.seconds:.1f}s")
-        with t.measure("rootfs", "Preparing the initramfs ..."):
-            rootfs = build_rootfs(src.repo, project_path(req.profile.guest_tests), cache,
-                                  rec.path("rootfs.log"))
-        rec.stage("rootfs", "pass", t.seconds["rootfs"], path=str(rootfs))
         info = {"kernel": req.kernel, "release": res.release, "base": src.base,
                 "base_version": src.version, "source": src.description, "head": head,
                 "series_hash": series.digest() if series.patches else "", "commits": subjects,
-                "config": str(bdir / ".config"), "rootfs": str(rootfs),
+                "config": str(bdir / ".config"), "tree": str(src.repo),
                 "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         # Keep a copy per kernel, so vanilla and series images coexist while
         # sharing one incremental build directory.
@@ -114,7 +109,7 @@ def build_kernel(req: Request, rec: RunRecord) -> KernelImage:
         idir.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(res.image, idir / "bzImage")
         (idir / "image.json").write_text(json.dumps(info, indent=2))
-    return KernelImage(idir / "bzImage", rootfs, info)
+    return KernelImage(idir / "bzImage", info)
 
 
 def last_image(req: Request) -> KernelImage:
@@ -124,11 +119,25 @@ def last_image(req: Request) -> KernelImage:
     except (OSError, ValueError):
         raise ConfigError(f"no {req.kernel} kernel built for this profile yet "
                           f"(looked in {idir}); run `harness build` first") from None
-    return KernelImage(idir / "bzImage", Path(info["rootfs"]), info)
+    return KernelImage(idir / "bzImage", info)
 
 
-def selected_tests(req: Request, img: KernelImage) -> list[str]:
-    available = guest_programs(img.rootfs)
+def prepare_rootfs(req: Request, img: KernelImage, rec: RunRecord) -> Path:
+    """The initramfs for these guest tests; rebuilt only when its inputs change.
+
+    It only reads tools/testing/selftests of the tree, which no kernel
+    checkout of ours changes, so it needs no tree lock.
+    """
+    t = req.timings
+    with t.measure("rootfs", "Preparing the initramfs ..."):
+        rootfs = build_rootfs(Path(img.info["tree"]), project_path(req.profile.guest_tests),
+                              cache_dir(), rec.path("rootfs.log"))
+    rec.stage("rootfs", "pass", t.seconds["rootfs"], path=str(rootfs))
+    return rootfs
+
+
+def selected_tests(req: Request, rootfs: Path) -> list[str]:
+    available = guest_programs(rootfs)
     wanted = req.profile.tests or default_selection(available)
     unknown = [t for t in wanted if t not in available]
     if unknown:
@@ -137,7 +146,7 @@ def selected_tests(req: Request, img: KernelImage) -> list[str]:
     return wanted
 
 
-def qemu_commands(req: Request, img: KernelImage, tests: list[str],
+def qemu_commands(req: Request, img: KernelImage, rootfs: Path, tests: list[str],
                   name: str = "harness") -> tuple[dict, list, str]:
     prof = req.profile
     if not qemu_available(X86_64):
@@ -146,14 +155,15 @@ def qemu_commands(req: Request, img: KernelImage, tests: list[str],
     accels, why = choose_accel(prof.qemu.accel, cache_dir())
     cmdline = kernel_cmdline(X86_64, tests, prof.timeouts.per_test, prof.qemu.cmdline,
                              shell=req.interactive)
-    cmds = {a: qemu_command(X86_64, prof.qemu, a, img.image, img.rootfs / "initramfs.cpio",
+    cmds = {a: qemu_command(X86_64, prof.qemu, a, img.image, rootfs / "initramfs.cpio",
                             cmdline, interactive=req.interactive, name=name) for a in accels}
     return cmds, accels, why
 
 
 def test_kernel(req: Request, img: KernelImage, rec: RunRecord) -> int:
-    tests = selected_tests(req, img)
-    cmds, accels, why = qemu_commands(req, img, tests, name=f"harness:{rec.dir.name}")
+    rootfs = prepare_rootfs(req, img, rec)
+    tests = selected_tests(req, rootfs)
+    cmds, accels, why = qemu_commands(req, img, rootfs, tests, name=f"harness:{rec.dir.name}")
     rec.meta(image=img.info, tests_selected=tests, qemu={a: c for a, c in cmds.items()})
     printer.stage(f"Booting {img.info['release']} ({req.kernel}) with {'/'.join(accels)} "
                   f"({why}); running: {', '.join(tests)}")

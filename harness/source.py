@@ -49,7 +49,7 @@ def source_key(cfg: SourceConfig) -> str:
 
 def makefile_version(repo: Path, rev: str) -> str:
     text = git(repo, "show", f"{rev}:Makefile").stdout
-    fields = dict(re.findall(r"^(VERSION|PATCHLEVEL|SUBLEVEL|EXTRAVERSION)\s*=\s*(\S*)", text,
+    fields = dict(re.findall(r"^(VERSION|PATCHLEVEL|SUBLEVEL|EXTRAVERSION)[ \t]*=[ \t]*(\S*)", text,
                              re.M))
     v = f"{fields.get('VERSION', '?')}.{fields.get('PATCHLEVEL', '?')}"
     if fields.get("SUBLEVEL", "0") != "0":
