@@ -53,7 +53,10 @@ for t in $tests; do
 	fi
 	# Names the block even if the program dies before its result line.
 	echo "  # Subtest: $t"
-	(cd "$dir" && timeout -s KILL "$per_test" "/tests/$t" 2>&1) | sed 's/^/  /'
+	# Not sed: it reads a line ahead (to know which is last), so a crash
+	# would swallow the last line a test printed.
+	(cd "$dir" && timeout -s KILL "$per_test" "/tests/$t" 2>&1) |
+		while IFS= read -r line; do echo "  $line"; done
 	rc=$?
 	case $rc in
 	0) echo "ok $i $t" ;;

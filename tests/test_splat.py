@@ -15,6 +15,9 @@ FIXTURES = Path(__file__).parent / "fixtures"
 # captured console log, drop it in tests/fixtures/ and add one line here.
 EXPECTED_KINDS: dict[str, list[str]] = {
     "clean_boot.log": [],
+    # Captured from our own guests (harness test, Debian 6.12.117, TCG).
+    "console-sysrq-panic-6.12.117.log": ["panic"],
+    "console-vanilla-all-6.12.117.log": [],
     "kunit_boot.log": [],
     "guest_kselftest.log": [],
     "splat_warning.log": ["warning"],

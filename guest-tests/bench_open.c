@@ -1,0 +1,263 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Microbenchmarks of what memcg accounting of struct file costs the syscalls
+ * that allocate one: open() of a missing file (ENOENT: allocated and freed
+ * again), open()+close(), pipe()+close, socket()+close, eventfd()+close, and
+ * dup()+close (no new struct file: the control).
+ *
+ * Each runs in the root cgroup, in a child memcg with no limit in sight and
+ * (the open() cases) in a child memcg a few MiB below its memory.max, where
+ * the series' cheap over-limit check runs. Under QEMU with
+ * `-icount shift=0,sleep=off` guest time counts instructions, so the figures
+ * are deterministic; `harness bench` parses the lines
+ *
+ *   # bench: op=<op> cgroup=<root|memcg|memcg_near_limit> iters=<n> ns_per_op=<f> round=<r>
+ *
+ * Iterations: argv[1], else $BENCH_ITERS (the kernel passes unknown
+ * `NAME=value` boot parameters to init's environment), else 20000.
+ * Rounds (every case again, same boot): $BENCH_ROUNDS, else 1.
+ * Output: TAP version 13, one test per case and round.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kselftest.h"
+#include "cgroup_util.h"
+
+#define CG_ROOT "/sys/fs/cgroup"
+#define CG_CHILD CG_ROOT "/bench_open"
+#define CG_NEAR CG_ROOT "/bench_open_near"
+#define MISSING "bench-missing"
+#define EXISTING "bench-existing"
+#define DEFAULT_ITERS 20000L
+/*
+ * Near-limit memcg: charge FILL_BYTES of anon memory, then set memory.max
+ * HEADROOM above memory.current. HEADROOM is far more than a per-CPU charge
+ * batch (64 pages) plus what an iteration allocates and frees again, so the
+ * limit itself is never hit (checked: memory.events max stays 0).
+ */
+#define FILL_BYTES (16L << 20)
+#define HEADROOM (4L << 20)
+
+static int dup_src = -1;
+
+/* Each op returns 0 on success; the ENOENT one succeeds by failing. */
+static int op_open_enoent(void)
+{
+	return open(MISSING, O_RDONLY) == -1 && errno == ENOENT ? 0 : -1;
+}
+
+static int op_open_close(void)
+{
+	int fd = open(EXISTING, O_RDONLY);
+
+	return fd < 0 ? -1 : close(fd);
+}
+
+static int op_pipe_close(void)
+{
+	int p[2];
+
+	if (pipe(p))
+		return -1;
+	return close(p[0]) | close(p[1]);
+}
+
+static int op_socket_close(void)
+{
+	int s = socket(AF_UNIX, SOCK_STREAM, 0);
+
+	return s < 0 ? -1 : close(s);
+}
+
+static int op_eventfd_close(void)
+{
+	int e = eventfd(0, 0);
+
+	return e < 0 ? -1 : close(e);
+}
+
+/* No new struct file: the control, accounting should not move it. */
+static int op_dup_close(void)
+{
+	int d = dup(dup_src);
+
+	return d < 0 ? -1 : close(d);
+}
+
+struct op {
+	const char *name;
+	int (*fn)(void);
+	int near_limit;	/* also measured close to memory.max */
+};
+
+static const struct op ops[] = {
+	{ "open_enoent", op_open_enoent, 1 },
+	{ "open_close", op_open_close, 1 },
+	{ "pipe_close", op_pipe_close, 0 },
+	{ "socket_close", op_socket_close, 0 },
+	{ "eventfd_close", op_eventfd_close, 0 },
+	{ "dup_close", op_dup_close, 0 },
+};
+#define NOPS (sizeof(ops) / sizeof(ops[0]))
+
+static long now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000L + ts.tv_nsec;
+}
+
+/* Runs @op @iters times after a warm-up; returns ns per op or -1. */
+static double measure(const struct op *op, long iters)
+{
+	long i, warm = iters / 10 > 100 ? iters / 10 : 100, t0, t1;
+
+	/* Warm-up: dentries, slabs, per-CPU memcg stocks, TLB. */
+	for (i = 0; i < warm; i++)
+		if (op->fn())
+			return -1;
+	t0 = now_ns();
+	for (i = 0; i < iters; i++)
+		if (op->fn())
+			return -1;
+	t1 = now_ns();
+	return (double)(t1 - t0) / iters;
+}
+
+static void run_case(const struct op *op, const char *cg, long iters, int round,
+		     const char *skip)
+{
+	double ns;
+	long hit;
+
+	if (skip) {
+		ksft_test_result_skip("%s.%s: %s\n", op->name, cg, skip);
+		return;
+	}
+	ns = measure(op, iters);
+	if (ns < 0) {
+		ksft_test_result_fail("%s.%s: %s\n", op->name, cg, strerror(errno));
+		return;
+	}
+	/* Near the limit, the point is the over-limit check, never the limit. */
+	hit = strcmp(cg, "memcg_near_limit") ? 0 :
+	      cg_read_key_long(CG_NEAR, "memory.events", "max ");
+	if (hit) {
+		ksft_print_msg("memory.events max %ld: the limit was hit\n", hit);
+		ksft_test_result_fail("%s.%s\n", op->name, cg);
+		return;
+	}
+	ksft_print_msg("bench: op=%s cgroup=%s iters=%ld ns_per_op=%.1f round=%d\n",
+		       op->name, cg, iters, ns, round);
+	ksft_test_result_pass("%s.%s\n", op->name, cg);
+}
+
+static void run_all(const char *cg, long iters, int round, int near_limit_only,
+		    const char *skip)
+{
+	for (size_t i = 0; i < NOPS; i++)
+		if (!near_limit_only || ops[i].near_limit)
+			run_case(&ops[i], cg, iters, round, skip);
+}
+
+static unsigned int count_cases(void)
+{
+	unsigned int n = 2 * NOPS;
+
+	for (size_t i = 0; i < NOPS; i++)
+		n += ops[i].near_limit;
+	return n;
+}
+
+static const char *enter_memcg(void)
+{
+	if (cg_create(CG_CHILD) && errno != EEXIST)
+		return "cannot create a child memcg";
+	return cg_enter_current(CG_CHILD) ? "cannot move into the child memcg" : NULL;
+}
+
+/* In a fresh child memcg, charge FILL_BYTES and put memory.max HEADROOM above. */
+static const char *enter_near_limit(void **fill)
+{
+	long cur;
+
+	if (cg_create(CG_NEAR) && errno != EEXIST)
+		return "cannot create the near-limit memcg";
+	if (cg_enter_current(CG_NEAR))
+		return "cannot move into the near-limit memcg";
+	*fill = mmap(NULL, FILL_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+		     -1, 0);
+	if (*fill == MAP_FAILED) {
+		*fill = NULL;
+		return "mmap failed";
+	}
+	memset(*fill, 1, FILL_BYTES);
+	cur = cg_read_long(CG_NEAR, "memory.current");
+	if (cur < FILL_BYTES || cg_write_numeric(CG_NEAR, "memory.max", cur + HEADROOM))
+		return "cannot set memory.max";
+	ksft_print_msg("near limit: memory.current %ld, memory.max %ld\n", cur,
+		       cur + HEADROOM);
+	return NULL;
+}
+
+static void leave(const char *cg, void *fill)
+{
+	if (fill)
+		munmap(fill, FILL_BYTES);
+	cg_enter_current(CG_ROOT);
+	cg_destroy(cg);
+}
+
+int main(int argc, char **argv)
+{
+	const char *env_iters = getenv("BENCH_ITERS"), *env_rounds = getenv("BENCH_ROUNDS");
+	long iters = argc > 1 ? atol(argv[1]) : env_iters ? atol(env_iters) : DEFAULT_ITERS;
+	int rounds = env_rounds ? atoi(env_rounds) : 1;
+	const char *no_memcg = NULL;
+	int fd;
+
+	if (iters <= 0)
+		iters = DEFAULT_ITERS;
+	if (rounds <= 0)
+		rounds = 1;
+	ksft_print_header();
+	fd = open(EXISTING, O_CREAT | O_WRONLY, 0644);
+	dup_src = open("/dev/null", O_RDONLY);
+	if (fd < 0 || dup_src < 0)
+		ksft_exit_fail_msg("cannot create %s or open /dev/null: %s\n", EXISTING,
+				   strerror(errno));
+	close(fd);
+	unlink(MISSING);
+	if (cg_read_strstr(CG_ROOT, "cgroup.subtree_control", "memory"))
+		no_memcg = "no memory controller for children of " CG_ROOT;
+
+	ksft_set_plan(count_cases() * rounds);
+	ksft_print_msg("bench_open: iters=%ld rounds=%d\n", iters, rounds);
+	for (int r = 1; r <= rounds; r++) {
+		void *fill = NULL;
+
+		run_all("root", iters, r, 0, NULL);
+
+		run_all("memcg", iters, r, 0, no_memcg ? no_memcg : enter_memcg());
+		if (!no_memcg)
+			leave(CG_CHILD, NULL);
+
+		run_all("memcg_near_limit", iters, r, 1,
+			no_memcg ? no_memcg : enter_near_limit(&fill));
+		if (!no_memcg)
+			leave(CG_NEAR, fill);
+	}
+	unlink(EXISTING);
+	ksft_finished();
+}

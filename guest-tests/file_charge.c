@@ -1,0 +1,1209 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Memcg charging of struct file.
+ *
+ * Vanilla 6.12 charges every struct file when it is allocated (filp_cachep
+ * is SLAB_ACCOUNT). The series charges a file to the memcg of the task that
+ * first installs it in an fd table, keeps the files that never reach an fd
+ * table but are user controlled (shared anonymous mappings, io_uring direct
+ * descriptors) charged, and makes open() fail with ENOMEM, instead of
+ * invoking the OOM killer, when the memcg or an ancestor is over its limit
+ * and reclaim cannot help.
+ *
+ * Charges are read from memory.stat's slab_unreclaimable, which counts
+ * every charged slab object to the byte (memory.current moves in per-CPU
+ * batches of 64 pages). The processes that open files ("workers", see
+ * common.h) run in a child memcg; the test process stays outside it and
+ * measures between their steps.
+ */
+#define _GNU_SOURCE
+#include <linux/io_uring.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+
+#include "kselftest_harness.h"
+#include "common.h"
+
+/* Number of files opened where a charge is measured: 2 MB of struct file. */
+#define NR_FILES		10000
+/* Fewer for the slower paths (SCM_RIGHTS, pipes, sockets, mappings). */
+#define NR_FILES_SMALL		2000
+/* Opens of a missing file: Linus's benchmark case, ~0.5 s under TCG. */
+#define NR_FAILED_OPENS		100000
+
+/*
+ * Expected charge per file: /sys/kernel/slab/filp/slab_size + 8 bytes of
+ * objcg pointer, exactly (200 bytes on x86_64 6.12 without slab debugging;
+ * DESIGN.md's 214 bytes included the fd table's growth, which the workers
+ * here pre-allocate). Allow 10% for the stock slack spread over the files;
+ * a missing charge (0) or a double charge (2x) are far outside.
+ */
+#define FILE_CHARGE_TOLERANCE_PCT	10
+/*
+ * Without /sys/kernel/slab, fall back to bounds that still tell "charged
+ * once" from "not charged" and "charged twice" for a ~200 byte object.
+ */
+#define FILE_CHARGE_FALLBACK_MIN	150
+#define FILE_CHARGE_FALLBACK_MAX	400
+
+/* SCM_RIGHTS carries at most SCM_MAX_FD (253) descriptors per message. */
+#define FDS_PER_MSG		250
+
+FIXTURE(charge) {
+	char parent[PATH_MAX];
+	char a[PATH_MAX];	/* the memcg the files are opened in */
+	char b[PATH_MAX];	/* another memcg, for receivers */
+	long lo, hi;		/* accepted bytes per struct file */
+	long slack;		/* accepted error of a slab reading */
+};
+
+FIXTURE_SETUP(charge)
+{
+	long filp = filp_charge_size();
+
+	enable_memory_controller(CGROUP_ROOT);
+	ASSERT_EQ(0, make_cgroup(self->parent, sizeof(self->parent), NULL,
+				 "file_charge"));
+	ASSERT_EQ(0, enable_memory_controller(self->parent));
+	ASSERT_EQ(0, make_cgroup(self->a, sizeof(self->a), self->parent, "a"));
+	ASSERT_EQ(0, make_cgroup(self->b, sizeof(self->b), self->parent, "b"));
+	if (filp > 0) {
+		self->lo = filp - filp * FILE_CHARGE_TOLERANCE_PCT / 100;
+		self->hi = filp + filp * FILE_CHARGE_TOLERANCE_PCT / 100;
+	} else {
+		self->lo = FILE_CHARGE_FALLBACK_MIN;
+		self->hi = FILE_CHARGE_FALLBACK_MAX;
+	}
+	self->slack = stat_slack();
+}
+
+FIXTURE_TEARDOWN_PARENT(charge)
+{
+	remove_cgroup(self->a);
+	remove_cgroup(self->b);
+	remove_cgroup(self->parent);
+}
+
+/* Assert that @delta bytes are what @n files are charged, once each. */
+#define ASSERT_CHARGED_ONCE(delta, n) do {				\
+	long __per = (delta) / (n);					\
+	ksft_print_msg("%s: %ld bytes per file\n", #delta, __per);	\
+	ASSERT_GE(__per, self->lo);					\
+	ASSERT_LE(__per, self->hi);					\
+} while (0)
+
+/* Assert that slab reading @now equals @then within the stock slack. */
+#define ASSERT_UNCHANGED(then, now) do {				\
+	ASSERT_LE(labs((now) - (then)), self->slack)			\
+		TH_LOG(#now " - " #then " = %ld", (now) - (then));	\
+} while (0)
+
+/* --- plain open()/close() ------------------------------------------- */
+
+static void open_close_worker(struct worker *w)
+{
+	int *fds = calloc(NR_FILES, sizeof(int));
+
+	if (!fds || prepare_fd_table(NR_FILES + 64))
+		worker_fail(w, "prepare");
+	worker_done(w, 1);
+
+	worker_wait(w, 2);
+	if (open_many("/dev/null", O_RDONLY, fds, NR_FILES) != NR_FILES)
+		worker_fail(w, "open");
+	worker_done(w, 2);
+
+	worker_wait(w, 3);
+	close_many(fds, NR_FILES);
+	worker_done(w, 3);
+	worker_wait(w, 4);
+}
+
+TEST_F(charge, follows_open_files)
+{
+	struct worker w;
+	long base, opened, closed;
+
+	ASSERT_EQ(0, worker_start(&w, self->a, open_close_worker, NULL));
+	ASSERT_STEP(&w, 1);
+	base = slab_unreclaimable(self->a);
+	ASSERT_STEP(&w, 2);
+	opened = slab_unreclaimable(self->a);
+	ASSERT_STEP(&w, 3);
+	closed = slab_unreclaimable(self->a);
+	worker_finish(&w);
+
+	ASSERT_CHARGED_ONCE(opened - base, NR_FILES);
+	ASSERT_UNCHANGED(base, closed);
+}
+
+static void failed_open_worker(struct worker *w)
+{
+	int i;
+
+	if (prepare_fd_table(64))
+		worker_fail(w, "prepare");
+	worker_done(w, 1);
+
+	worker_wait(w, 2);
+	for (i = 0; i < NR_FAILED_OPENS; i++) {
+		errno = 0;
+		if (open("/nonexistent-file_charge", O_RDONLY) >= 0 ||
+		    errno != ENOENT)
+			worker_fail(w, "open of a missing file");
+	}
+	worker_done(w, 2);
+	worker_wait(w, 3);
+}
+
+TEST_F(charge, failed_open_leaves_no_charge)
+{
+	struct worker w;
+	long base, after;
+
+	ASSERT_EQ(0, worker_start(&w, self->a, failed_open_worker, NULL));
+	ASSERT_STEP(&w, 1);
+	base = slab_unreclaimable(self->a);
+	ASSERT_STEP(&w, 2);
+	after = slab_unreclaimable(self->a);
+	worker_finish(&w);
+
+	ASSERT_UNCHANGED(base, after);
+}
+
+/* --- a file is charged once: dup, fork, SCM_RIGHTS ------------------ */
+
+static void dup_worker(struct worker *w)
+{
+	int *fds = calloc(2 * NR_FILES, sizeof(int));
+	int i;
+
+	if (!fds || prepare_fd_table(2 * NR_FILES + 64))
+		worker_fail(w, "prepare");
+	worker_done(w, 1);
+
+	worker_wait(w, 2);
+	if (open_many("/dev/null", O_RDONLY, fds, NR_FILES) != NR_FILES)
+		worker_fail(w, "open");
+	worker_done(w, 2);
+
+	worker_wait(w, 3);
+	for (i = 0; i < NR_FILES; i++)
+		if ((fds[NR_FILES + i] = dup(fds[i])) < 0)
+			worker_fail(w, "dup");
+	worker_done(w, 3);
+
+	worker_wait(w, 4);
+	close_many(fds, NR_FILES);
+	worker_done(w, 4);
+
+	worker_wait(w, 5);
+	close_many(fds + NR_FILES, NR_FILES);
+	worker_done(w, 5);
+	worker_wait(w, 6);
+}
+
+TEST_F(charge, not_repeated_by_dup)
+{
+	long base, opened, duped, orig_closed, all_closed;
+	struct worker w;
+
+	ASSERT_EQ(0, worker_start(&w, self->a, dup_worker, NULL));
+	ASSERT_STEP(&w, 1);
+	base = slab_unreclaimable(self->a);
+	ASSERT_STEP(&w, 2);
+	opened = slab_unreclaimable(self->a);
+	ASSERT_STEP(&w, 3);
+	duped = slab_unreclaimable(self->a);
+	ASSERT_STEP(&w, 4);
+	orig_closed = slab_unreclaimable(self->a);
+	ASSERT_STEP(&w, 5);
+	all_closed = slab_unreclaimable(self->a);
+	worker_finish(&w);
+
+	ASSERT_CHARGED_ONCE(opened - base, NR_FILES);
+	ASSERT_UNCHANGED(opened, duped);
+	ASSERT_UNCHANGED(opened, orig_closed);	/* the dups hold them */
+	ASSERT_UNCHANGED(base, all_closed);
+}
+
+/*
+ * Fork: the parent (in a) opens the files and forks; the child moves to b,
+ * where it dup()s every inherited file (an fd_install() in b) and later
+ * closes them all. The charge stays with a until the child's close drops
+ * the last reference; b is never charged.
+ */
+struct fork_arg {
+	struct worker *child;	/* handshake page for the forked child */
+	const char *b;
+};
+
+static void fork_child(struct worker *c, const char *b, int *fds)
+{
+	int i;
+
+	if (cg_enter_current(b))
+		worker_fail(c, "prepare child");
+	worker_done(c, 1);
+
+	worker_wait(c, 2);
+	for (i = 0; i < NR_FILES; i++)
+		if ((fds[NR_FILES + i] = dup(fds[i])) < 0)
+			worker_fail(c, "dup");
+	worker_done(c, 2);
+
+	worker_wait(c, 3);
+	close_many(fds, 2 * NR_FILES);
+	worker_done(c, 3);
+	worker_wait(c, 4);
+	_exit(0);
+}
+
+static void fork_worker(struct worker *w)
+{
+	struct fork_arg *arg = w->arg;
+	int *fds = calloc(2 * NR_FILES, sizeof(int));
+	int high = 2 * NR_FILES + 64;
+	pid_t pid;
+
+	/*
+	 * Keep a descriptor open at the top of a table big enough for the
+	 * child's dups: fork sizes the child's table by the highest open
+	 * descriptor, so the child never grows it (in b).
+	 */
+	if (!fds || prepare_fd_table(high + 1) || dup2(2, high) != high)
+		worker_fail(w, "prepare");
+	worker_done(w, 1);
+
+	worker_wait(w, 2);
+	if (open_many("/dev/null", O_RDONLY, fds, NR_FILES) != NR_FILES)
+		worker_fail(w, "open");
+	worker_done(w, 2);
+
+	worker_wait(w, 3);
+	pid = fork();
+	if (pid < 0)
+		worker_fail(w, "fork");
+	if (pid == 0)
+		fork_child(arg->child, arg->b, fds);
+	worker_done(w, 3);
+
+	worker_wait(w, 4);
+	close_many(fds, NR_FILES);
+	worker_done(w, 4);
+
+	worker_wait(w, 5);
+	waitpid(pid, NULL, 0);
+}
+
+TEST_F(charge, not_repeated_by_fork_into_other_memcg)
+{
+	long a_base, a_opened, a_forked, a_parent_closed, a_child_closed;
+	long b_base, b_duped, b_child_closed;
+	struct worker w, c;
+	struct fork_arg arg = { .child = &c, .b = self->b };
+
+	/* c is only a handshake page: its process is w's child. */
+	memset(&c, 0, sizeof(c));
+	c.shm = mmap(NULL, PAGE_SIZE, PROT_READ | PROT_WRITE,
+		     MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, c.shm);
+	memset((void *)c.shm, 0, PAGE_SIZE);
+	c.pid = -1;
+
+	ASSERT_EQ(0, worker_start(&w, self->a, fork_worker, &arg));
+	ASSERT_STEP(&w, 1);
+	a_base = slab_unreclaimable(self->a);
+	ASSERT_STEP(&w, 2);
+	a_opened = slab_unreclaimable(self->a);
+	ASSERT_STEP(&w, 3);
+	ASSERT_STEP(&c, 1);
+	/* fork copied the fd table, in a: only measure a from here on */
+	a_forked = slab_unreclaimable(self->a);
+	b_base = slab_unreclaimable(self->b);
+	ASSERT_STEP(&c, 2);
+	b_duped = slab_unreclaimable(self->b);
+	ASSERT_STEP(&w, 4);
+	a_parent_closed = slab_unreclaimable(self->a);
+	ASSERT_STEP(&c, 3);
+	a_child_closed = slab_unreclaimable(self->a);
+	b_child_closed = slab_unreclaimable(self->b);
+	__atomic_store_n(&c.shm->go, INT_MAX, __ATOMIC_RELEASE);
+	worker_finish(&w);
+
+	ASSERT_CHARGED_ONCE(a_opened - a_base, NR_FILES);
+	ASSERT_UNCHANGED(b_base, b_duped);
+	ASSERT_UNCHANGED(a_forked, a_parent_closed);	/* child holds them */
+	ASSERT_CHARGED_ONCE(a_parent_closed - a_child_closed, NR_FILES);
+	ASSERT_UNCHANGED(b_base, b_child_closed);
+}
+
+/* Send or receive @n descriptors over the unix socket @sk. */
+static int send_fds(int sk, const int *fds, int n)
+{
+	char cbuf[CMSG_SPACE(FDS_PER_MSG * sizeof(int))];
+	char byte = 0;
+	int i, k;
+
+	for (i = 0; i < n; i += k) {
+		struct iovec iov = { &byte, 1 };
+		struct msghdr msg = {
+			.msg_iov = &iov, .msg_iovlen = 1,
+			.msg_control = cbuf,
+		};
+		struct cmsghdr *cm;
+
+		k = n - i < FDS_PER_MSG ? n - i : FDS_PER_MSG;
+		msg.msg_controllen = CMSG_SPACE(k * sizeof(int));
+		cm = CMSG_FIRSTHDR(&msg);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(k * sizeof(int));
+		memcpy(CMSG_DATA(cm), fds + i, k * sizeof(int));
+		if (sendmsg(sk, &msg, 0) != 1)
+			return -1;
+	}
+	return 0;
+}
+
+static int recv_fds(int sk, int *fds, int n)
+{
+	char cbuf[CMSG_SPACE(FDS_PER_MSG * sizeof(int))];
+	int got = 0;
+
+	while (got < n) {
+		char byte;
+		struct iovec iov = { &byte, 1 };
+		struct msghdr msg = {
+			.msg_iov = &iov, .msg_iovlen = 1,
+			.msg_control = cbuf, .msg_controllen = sizeof(cbuf),
+		};
+		struct cmsghdr *cm;
+
+		if (recvmsg(sk, &msg, 0) != 1 || (msg.msg_flags & MSG_CTRUNC))
+			return -1;
+		for (cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm)) {
+			int k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+
+			if (cm->cmsg_type != SCM_RIGHTS || got + k > n)
+				return -1;
+			memcpy(fds + got, CMSG_DATA(cm), k * sizeof(int));
+			got += k;
+		}
+	}
+	return 0;
+}
+
+struct scm_arg {
+	int sk;			/* the worker's end of the socketpair */
+};
+
+static void scm_sender(struct worker *w)
+{
+	struct scm_arg *arg = w->arg;
+	int *fds = calloc(NR_FILES_SMALL, sizeof(int));
+
+	if (!fds || prepare_fd_table(NR_FILES_SMALL + 64))
+		worker_fail(w, "prepare");
+	worker_done(w, 1);
+
+	worker_wait(w, 2);
+	if (open_many("/dev/null", O_RDONLY, fds, NR_FILES_SMALL) !=
+	    NR_FILES_SMALL)
+		worker_fail(w, "open");
+	worker_done(w, 2);
+
+	worker_wait(w, 3);
+	if (send_fds(arg->sk, fds, NR_FILES_SMALL))
+		worker_fail(w, "sendmsg");
+	worker_done(w, 3);
+
+	worker_wait(w, 4);
+	close_many(fds, NR_FILES_SMALL);
+	worker_done(w, 4);
+	worker_wait(w, 5);
+}
+
+static void scm_receiver(struct worker *w)
+{
+	struct scm_arg *arg = w->arg;
+	int *fds = calloc(NR_FILES_SMALL, sizeof(int));
+
+	if (!fds || prepare_fd_table(NR_FILES_SMALL + 64))
+		worker_fail(w, "prepare");
+	worker_done(w, 1);
+
+	worker_wait(w, 2);
+	if (recv_fds(arg->sk, fds, NR_FILES_SMALL))
+		worker_fail(w, "recvmsg");
+	worker_done(w, 2);
+
+	worker_wait(w, 3);
+	close_many(fds, NR_FILES_SMALL);
+	worker_done(w, 3);
+	worker_wait(w, 4);
+}
+
+/*
+ * SCM_RIGHTS from a to b: the receiver installs the files in its fd table,
+ * in b, but they were charged to a already; the charge stays with a until
+ * the receiver, holding the last references, closes them.
+ */
+TEST_F(charge, not_repeated_by_scm_rights_into_other_memcg)
+{
+	long a_base, a_opened, a_received, a_sender_closed, a_all_closed;
+	long b_base, b_received, b_all_closed;
+	struct scm_arg sa, ra;
+	struct worker s, r;
+	int sv[2];
+
+	/* made here, outside a and b, so that neither is charged for it */
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM, 0, sv));
+	sa.sk = sv[0];
+	ra.sk = sv[1];
+	ASSERT_EQ(0, worker_start(&s, self->a, scm_sender, &sa));
+	ASSERT_EQ(0, worker_start(&r, self->b, scm_receiver, &ra));
+	ASSERT_STEP(&s, 1);
+	ASSERT_STEP(&r, 1);
+	a_base = slab_unreclaimable(self->a);
+	b_base = slab_unreclaimable(self->b);
+	ASSERT_STEP(&s, 2);
+	a_opened = slab_unreclaimable(self->a);
+	ASSERT_STEP(&s, 3);
+	ASSERT_STEP(&r, 2);
+	a_received = slab_unreclaimable(self->a);
+	b_received = slab_unreclaimable(self->b);
+	ASSERT_STEP(&s, 4);
+	a_sender_closed = slab_unreclaimable(self->a);
+	ASSERT_STEP(&r, 3);
+	a_all_closed = slab_unreclaimable(self->a);
+	b_all_closed = slab_unreclaimable(self->b);
+	worker_finish(&s);
+	worker_finish(&r);
+
+	ASSERT_CHARGED_ONCE(a_opened - a_base, NR_FILES_SMALL);
+	ASSERT_UNCHANGED(b_base, b_received);
+	ASSERT_UNCHANGED(a_opened, a_received);
+	ASSERT_UNCHANGED(a_opened, a_sender_closed);	/* receiver holds them */
+	ASSERT_UNCHANGED(a_base, a_all_closed);
+	ASSERT_UNCHANGED(b_base, b_all_closed);
+}
+
+/*
+ * Files opened in the root memcg are not charged (the root has no limit),
+ * and passing them on does not charge them either: the receiver in b only
+ * borrows them. Vanilla charges at allocation only; the series charges at
+ * fd_install() only a file nobody else holds, which a file in flight is
+ * not. The test process must be in the root cgroup to open them there.
+ */
+TEST_F(charge, not_moved_by_scm_rights_from_root)
+{
+	long b_base, b_received, b_closed;
+	int *fds = calloc(NR_FILES_SMALL, sizeof(int));
+	struct scm_arg ra;
+	struct worker r;
+	int sv[2];
+
+	if (proc_read_strstr(0, false, "cgroup", "0::/\n"))
+		SKIP(return, "the test process must run in the root cgroup");
+	ASSERT_NE(NULL, fds);
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM, 0, sv));
+	ra.sk = sv[1];
+	ASSERT_EQ(0, worker_start(&r, self->b, scm_receiver, &ra));
+	ASSERT_STEP(&r, 1);
+	b_base = slab_unreclaimable(self->b);
+	ASSERT_EQ(0, prepare_fd_table(NR_FILES_SMALL + 64));
+	ASSERT_EQ(NR_FILES_SMALL, open_many("/dev/null", O_RDONLY, fds,
+					    NR_FILES_SMALL));
+	ASSERT_EQ(0, send_fds(sv[0], fds, NR_FILES_SMALL));
+	close_many(fds, NR_FILES_SMALL);	/* in flight only */
+	ASSERT_STEP(&r, 2);
+	b_received = slab_unreclaimable(self->b);
+	ASSERT_STEP(&r, 3);
+	b_closed = slab_unreclaimable(self->b);
+	worker_finish(&r);
+
+	ASSERT_UNCHANGED(b_base, b_received);
+	ASSERT_UNCHANGED(b_base, b_closed);
+}
+
+/* --- pseudo files ---------------------------------------------------- */
+
+/*
+ * Pipes and socketpairs: each end is a struct file, but the pipe or socket
+ * behind them allocates more (pipe_inode_info and its buffer array, the
+ * sock). Closing one end frees only that end's struct file while the other
+ * end keeps the pipe/socket alive: the step that measures exactly the files.
+ */
+enum pair_kind { PAIR_PIPE, PAIR_SOCKET };
+
+static void pair_worker(struct worker *w)
+{
+	enum pair_kind kind = *(enum pair_kind *)w->arg;
+	int *fds = calloc(2 * NR_FILES_SMALL, sizeof(int));
+	int i;
+
+	if (!fds || prepare_fd_table(2 * NR_FILES_SMALL + 64))
+		worker_fail(w, "prepare");
+	worker_done(w, 1);
+
+	worker_wait(w, 2);
+	for (i = 0; i < NR_FILES_SMALL; i++) {
+		int *p = fds + 2 * i;
+
+		if (kind == PAIR_PIPE ? pipe(p) :
+		    socketpair(AF_UNIX, SOCK_STREAM, 0, p))
+			worker_fail(w, "pipe/socketpair");
+	}
+	worker_done(w, 2);
+
+	worker_wait(w, 3);
+	for (i = 0; i < NR_FILES_SMALL; i++)
+		close(fds[2 * i + 1]);
+	worker_done(w, 3);
+
+	worker_wait(w, 4);
+	for (i = 0; i < NR_FILES_SMALL; i++)
+		close(fds[2 * i]);
+	worker_done(w, 4);
+	worker_wait(w, 5);
+}
+
+static void check_pairs(struct __test_metadata *_metadata,
+			FIXTURE_DATA(charge) *self, enum pair_kind kind)
+{
+	long base, created, one_end_closed, all_closed;
+	struct worker w;
+
+	ASSERT_EQ(0, worker_start(&w, self->a, pair_worker, &kind));
+	ASSERT_STEP(&w, 1);
+	base = slab_unreclaimable(self->a);
+	ASSERT_STEP(&w, 2);
+	created = slab_unreclaimable(self->a);
+	ASSERT_STEP(&w, 3);
+	one_end_closed = slab_unreclaimable(self->a);
+	ASSERT_STEP(&w, 4);
+	all_closed = slab_settle(self->a, base, self->slack);
+	worker_finish(&w);
+
+	ksft_print_msg("bytes per %s: %ld\n", kind == PAIR_PIPE ? "pipe" :
+		       "socketpair", (created - base) / NR_FILES_SMALL);
+	/* two files each, and then some */
+	ASSERT_GE(created - base, 2L * NR_FILES_SMALL * self->lo);
+	ASSERT_CHARGED_ONCE(created - one_end_closed, NR_FILES_SMALL);
+	ASSERT_UNCHANGED(base, all_closed);
+}
+
+TEST_F(charge, covers_pipes)
+{
+	check_pairs(_metadata, self, PAIR_PIPE);
+}
+
+TEST_F(charge, covers_socketpairs)
+{
+	check_pairs(_metadata, self, PAIR_SOCKET);
+}
+
+/*
+ * eventfd and epoll files: their contexts are plain GFP_KERNEL kmallocs and
+ * the anon inode is shared, so the struct file is all that is charged.
+ */
+enum anon_kind { ANON_EVENTFD, ANON_EPOLL };
+
+static void anon_worker(struct worker *w)
+{
+	enum anon_kind kind = *(enum anon_kind *)w->arg;
+	int *fds = calloc(NR_FILES, sizeof(int));
+	int i;
+
+	if (!fds || prepare_fd_table(NR_FILES + 64))
+		worker_fail(w, "prepare");
+	worker_done(w, 1);
+
+	worker_wait(w, 2);
+	for (i = 0; i < NR_FILES; i++) {
+		fds[i] = kind == ANON_EVENTFD ? eventfd(0, 0) : epoll_create1(0);
+		if (fds[i] < 0)
+			worker_fail(w, "eventfd/epoll_create1");
+	}
+	worker_done(w, 2);
+
+	worker_wait(w, 3);
+	close_many(fds, NR_FILES);
+	worker_done(w, 3);
+	worker_wait(w, 4);
+}
+
+static void check_anon(struct __test_metadata *_metadata,
+		       FIXTURE_DATA(charge) *self, enum anon_kind kind)
+{
+	long base, created, closed;
+	struct worker w;
+
+	ASSERT_EQ(0, worker_start(&w, self->a, anon_worker, &kind));
+	ASSERT_STEP(&w, 1);
+	base = slab_unreclaimable(self->a);
+	ASSERT_STEP(&w, 2);
+	created = slab_unreclaimable(self->a);
+	ASSERT_STEP(&w, 3);
+	closed = slab_settle(self->a, base, self->slack);
+	worker_finish(&w);
+
+	ASSERT_CHARGED_ONCE(created - base, NR_FILES);
+	ASSERT_UNCHANGED(base, closed);
+}
+
+TEST_F(charge, covers_eventfd)
+{
+	check_anon(_metadata, self, ANON_EVENTFD);
+}
+
+TEST_F(charge, covers_epoll)
+{
+	check_anon(_metadata, self, ANON_EPOLL);
+}
+
+/* --- files that never reach an fd table ------------------------------ */
+
+/*
+ * Each MAP_SHARED|MAP_ANONYMOUS mapping is backed by its own shmem file,
+ * which no fd table ever sees. Its charge (file + shmem inode + vma) is
+ * compared with that of a memfd mapped the same way and then closed, whose
+ * file did pass through fd_install(): without a charge for the anonymous
+ * mapping's file, it would cost one struct file less.
+ */
+static void mapping_worker(struct worker *w)
+{
+	void **maps = calloc(NR_FILES_SMALL, sizeof(void *));
+	int i, fd;
+
+	if (!maps || prepare_fd_table(64))
+		worker_fail(w, "prepare");
+	worker_done(w, 1);
+
+	worker_wait(w, 2);
+	for (i = 0; i < NR_FILES_SMALL; i++) {
+		maps[i] = mmap(NULL, PAGE_SIZE, PROT_READ | PROT_WRITE,
+			       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+		if (maps[i] == MAP_FAILED)
+			worker_fail(w, "mmap");
+	}
+	worker_done(w, 2);
+
+	worker_wait(w, 3);
+	for (i = 0; i < NR_FILES_SMALL; i++)
+		munmap(maps[i], PAGE_SIZE);
+	worker_done(w, 3);
+
+	worker_wait(w, 4);
+	for (i = 0; i < NR_FILES_SMALL; i++) {
+		fd = memfd_create("file_charge", 0);
+		if (fd < 0) {
+			if (errno == ENOSYS)
+				break;
+			worker_fail(w, "memfd_create");
+		}
+		if (ftruncate(fd, PAGE_SIZE))
+			worker_fail(w, "ftruncate");
+		maps[i] = mmap(NULL, PAGE_SIZE, PROT_READ | PROT_WRITE,
+			       MAP_SHARED, fd, 0);
+		if (maps[i] == MAP_FAILED)
+			worker_fail(w, "mmap memfd");
+		close(fd);
+	}
+	w->shm->val[0] = i;
+	worker_done(w, 4);
+
+	worker_wait(w, 5);
+	for (i = 0; i < w->shm->val[0]; i++)
+		munmap(maps[i], PAGE_SIZE);
+	worker_done(w, 5);
+	worker_wait(w, 6);
+}
+
+TEST_F(charge, covers_shared_anon_mappings)
+{
+	long base, mapped, unmapped, memfd_mapped, memfd_unmapped;
+	long per_anon, per_memfd;
+	struct worker w;
+
+	ASSERT_EQ(0, worker_start(&w, self->a, mapping_worker, NULL));
+	ASSERT_STEP(&w, 1);
+	base = slab_unreclaimable(self->a);
+	ASSERT_STEP(&w, 2);
+	mapped = slab_unreclaimable(self->a);
+	ASSERT_STEP(&w, 3);
+	unmapped = slab_settle(self->a, base, self->slack);
+	ASSERT_STEP(&w, 4);
+	memfd_mapped = slab_unreclaimable(self->a);
+	ASSERT_STEP(&w, 5);
+	memfd_unmapped = slab_settle(self->a, base, self->slack);
+	worker_finish(&w);
+
+	per_anon = (mapped - base) / NR_FILES_SMALL;
+	ksft_print_msg("bytes per shared anonymous mapping: %ld\n", per_anon);
+	ASSERT_GE(per_anon, self->lo);
+	ASSERT_UNCHANGED(base, unmapped);
+	if (w.shm->val[0] == NR_FILES_SMALL) {
+		per_memfd = (memfd_mapped - unmapped) / NR_FILES_SMALL;
+		ksft_print_msg("bytes per memfd mapping: %ld\n", per_memfd);
+		/* less than half a struct file apart */
+		ASSERT_GE(per_anon, per_memfd - self->lo / 2);
+		ASSERT_UNCHANGED(base, memfd_unmapped);
+	} else {
+		ksft_print_msg("no memfd_create(): absolute bound only\n");
+	}
+}
+
+/*
+ * io_uring direct descriptors: IORING_OP_OPENAT with a file_index installs
+ * the new file in the ring's fixed file table, never in the fd table.
+ * Raw syscalls (no liburing in the guest).
+ */
+struct uring {
+	int fd;
+	unsigned int *sq_tail, *sq_mask, *sq_array;
+	unsigned int *cq_head, *cq_tail, *cq_mask;
+	struct io_uring_sqe *sqes;
+	struct io_uring_cqe *cqes;
+	unsigned int entries;
+};
+
+#define URING_ENTRIES 64
+
+static int uring_init(struct uring *u)
+{
+	struct io_uring_params p = { 0 };
+	size_t sq_len, cq_len;
+	char *sq, *cq;
+
+	u->fd = syscall(__NR_io_uring_setup, URING_ENTRIES, &p);
+	if (u->fd < 0)
+		return -1;
+	sq_len = p.sq_off.array + p.sq_entries * sizeof(unsigned int);
+	cq_len = p.cq_off.cqes + p.cq_entries * sizeof(struct io_uring_cqe);
+	if (p.features & IORING_FEAT_SINGLE_MMAP)
+		sq_len = cq_len = sq_len > cq_len ? sq_len : cq_len;
+	sq = mmap(NULL, sq_len, PROT_READ | PROT_WRITE,
+		  MAP_SHARED | MAP_POPULATE, u->fd, IORING_OFF_SQ_RING);
+	if (sq == MAP_FAILED)
+		return -1;
+	cq = (p.features & IORING_FEAT_SINGLE_MMAP) ? sq :
+		mmap(NULL, cq_len, PROT_READ | PROT_WRITE,
+		     MAP_SHARED | MAP_POPULATE, u->fd, IORING_OFF_CQ_RING);
+	if (cq == MAP_FAILED)
+		return -1;
+	u->sqes = mmap(NULL, p.sq_entries * sizeof(struct io_uring_sqe),
+		       PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
+		       u->fd, IORING_OFF_SQES);
+	if (u->sqes == MAP_FAILED)
+		return -1;
+	u->sq_tail = (unsigned int *)(sq + p.sq_off.tail);
+	u->sq_mask = (unsigned int *)(sq + p.sq_off.ring_mask);
+	u->sq_array = (unsigned int *)(sq + p.sq_off.array);
+	u->cq_head = (unsigned int *)(cq + p.cq_off.head);
+	u->cq_tail = (unsigned int *)(cq + p.cq_off.tail);
+	u->cq_mask = (unsigned int *)(cq + p.cq_off.ring_mask);
+	u->cqes = (struct io_uring_cqe *)(cq + p.cq_off.cqes);
+	u->entries = p.sq_entries;
+	return 0;
+}
+
+/*
+ * Run URING_ENTRIES no-ops at once, so that the ring allocates and caches
+ * the requests (struct io_kiocb, charged) a full batch of opens needs.
+ */
+static int uring_warm_up(struct uring *u)
+{
+	unsigned int tail = *u->sq_tail, i;
+	int ret;
+
+	for (i = 0; i < u->entries; i++) {
+		unsigned int idx = (tail + i) & *u->sq_mask;
+
+		memset(&u->sqes[idx], 0, sizeof(u->sqes[idx]));
+		u->sqes[idx].opcode = IORING_OP_NOP;
+		u->sq_array[idx] = idx;
+	}
+	__atomic_store_n(u->sq_tail, tail + u->entries, __ATOMIC_RELEASE);
+	ret = syscall(__NR_io_uring_enter, u->fd, u->entries, u->entries,
+		      IORING_ENTER_GETEVENTS, NULL, 0);
+	__atomic_store_n(u->cq_head, __atomic_load_n(u->cq_tail,
+						     __ATOMIC_ACQUIRE),
+			 __ATOMIC_RELEASE);
+	return ret == (int)u->entries ? 0 : -1;
+}
+
+/* Open @path into fixed slots [first, first + n); 0 or -errno. */
+static int uring_open_fixed(struct uring *u, const char *path, int first,
+			    int n)
+{
+	int done = 0;
+
+	while (done < n) {
+		unsigned int tail = *u->sq_tail, head;
+		int k = n - done < (int)u->entries ? n - done : (int)u->entries;
+		int i, ret;
+
+		for (i = 0; i < k; i++) {
+			unsigned int idx = (tail + i) & *u->sq_mask;
+			struct io_uring_sqe *sqe = &u->sqes[idx];
+
+			memset(sqe, 0, sizeof(*sqe));
+			sqe->opcode = IORING_OP_OPENAT;
+			sqe->fd = AT_FDCWD;
+			sqe->addr = (unsigned long)path;
+			sqe->open_flags = O_RDONLY;
+			sqe->file_index = first + done + i + 1;	/* 1-based */
+			u->sq_array[idx] = idx;
+		}
+		__atomic_store_n(u->sq_tail, tail + k, __ATOMIC_RELEASE);
+		ret = syscall(__NR_io_uring_enter, u->fd, k, k,
+			      IORING_ENTER_GETEVENTS, NULL, 0);
+		if (ret != k)
+			return ret < 0 ? -errno : -EIO;
+		head = *u->cq_head;
+		for (i = 0; i < k; i++, head++) {
+			while (head == __atomic_load_n(u->cq_tail,
+						       __ATOMIC_ACQUIRE))
+				;
+			ret = u->cqes[head & *u->cq_mask].res;
+			if (ret < 0) {
+				__atomic_store_n(u->cq_head, head + 1,
+						 __ATOMIC_RELEASE);
+				return ret;
+			}
+		}
+		__atomic_store_n(u->cq_head, head, __ATOMIC_RELEASE);
+		done += k;
+	}
+	return 0;
+}
+
+static void uring_worker(struct worker *w)
+{
+	struct io_uring_rsrc_register reg = {
+		.nr = NR_FILES_SMALL,
+		.flags = IORING_RSRC_REGISTER_SPARSE,
+	};
+	struct uring u;
+	int ret;
+
+	if (prepare_fd_table(NR_FILES_SMALL + 64))
+		worker_fail(w, "prepare");
+	if (uring_init(&u)) {
+		w->shm->val[0] = errno;	/* reported as a skip */
+		worker_done(w, INT_MAX);
+		return;
+	}
+	if (uring_warm_up(&u))
+		worker_fail(w, "IORING_OP_NOP");
+	worker_done(w, 1);
+
+	worker_wait(w, 2);
+	if (syscall(__NR_io_uring_register, u.fd, IORING_REGISTER_FILES2,
+		    &reg, sizeof(reg)))
+		worker_fail(w, "IORING_REGISTER_FILES2");
+	worker_done(w, 2);
+
+	worker_wait(w, 3);
+	ret = uring_open_fixed(&u, "/dev/null", 0, NR_FILES_SMALL);
+	if (ret) {
+		errno = -ret;
+		worker_fail(w, "IORING_OP_OPENAT into a fixed slot");
+	}
+	worker_done(w, 3);
+
+	worker_wait(w, 4);
+	if (syscall(__NR_io_uring_register, u.fd, IORING_UNREGISTER_FILES,
+		    NULL, 0))
+		worker_fail(w, "IORING_UNREGISTER_FILES");
+	worker_done(w, 4);
+	worker_wait(w, 5);
+}
+
+TEST_F(charge, covers_io_uring_direct_descriptors)
+{
+	long ring_only, registered, opened, unregistered;
+	struct worker w;
+
+	ASSERT_EQ(0, worker_start(&w, self->a, uring_worker, NULL));
+	worker_step(&w, 1);
+	if (w.shm->done == INT_MAX) {
+		int err = w.shm->val[0];
+
+		worker_finish(&w);
+		SKIP(return, "io_uring unavailable: %s", strerror(err));
+	}
+	ASSERT_EQ(1, w.shm->done) TH_LOG("worker: %s", worker_end(&w));
+	ring_only = slab_unreclaimable(self->a);
+	ASSERT_STEP(&w, 2);
+	registered = slab_unreclaimable(self->a);	/* + the file table */
+	ASSERT_STEP(&w, 3);
+	opened = slab_unreclaimable(self->a);
+	ASSERT_STEP(&w, 4);
+	unregistered = slab_settle(self->a, ring_only, self->slack);
+	worker_finish(&w);
+
+	ASSERT_CHARGED_ONCE(opened - registered, NR_FILES_SMALL);
+	ASSERT_UNCHANGED(ring_only, unregistered);
+}
+
+/* --- open() at the limit ---------------------------------------------- */
+
+/*
+ * memory.max is set to memory.current + LIMIT_HEADROOM once the opener is
+ * ready: about 5000 files' worth.
+ */
+#define LIMIT_HEADROOM		(1L << 20)
+/* Give up, as "open() never fails", after this many files (~8 MB). */
+#define MAX_OPENS		40000
+/* Files that must fit before ENOMEM: half the headroom, generously sized. */
+#define MIN_OPENS_BEFORE_ENOMEM	(LIMIT_HEADROOM / 2 / FILE_CHARGE_FALLBACK_MAX)
+/*
+ * How far memory.current may end above memory.max. The series force-charges
+ * at fd_install() and refuses new files once usage is more than a page over
+ * the limit, so each CPU can overshoot by the file that passed the check
+ * plus a page of objcg byte stock; other force charges that happen while
+ * over the limit may add a few pages. The 64-page per-CPU memcg stock
+ * (MEMCG_CHARGE_BATCH) is counted in memory.current even when unused, so
+ * allow it on top. For 1 CPU: 68 pages, 272 KiB: a quarter of the headroom,
+ * far below what an unbounded force charge would reach by MAX_OPENS.
+ */
+#define OVERSHOOT_PAGES_PER_CPU	4
+#define MEMCG_CHARGE_BATCH	64
+/*
+ * Files closed before open() must work again: enough to free more than the
+ * 64 pages the per-CPU memcg stock may keep charged (64 * 4096 / 200 =
+ * ~1300 files) with room to spare.
+ */
+#define RECOVER_CLOSES		2000
+
+FIXTURE(over_limit) {
+	char parent[PATH_MAX];
+	char child[PATH_MAX];	/* the memcg the files are opened in */
+	char cache_file[PATH_MAX];
+};
+
+FIXTURE_SETUP(over_limit)
+{
+	enable_memory_controller(CGROUP_ROOT);
+	ASSERT_EQ(0, make_cgroup(self->parent, sizeof(self->parent), NULL,
+				 "file_charge_limit"));
+	ASSERT_EQ(0, enable_memory_controller(self->parent));
+	ASSERT_EQ(0, make_cgroup(self->child, sizeof(self->child),
+				 self->parent, "child"));
+}
+
+FIXTURE_TEARDOWN_PARENT(over_limit)
+{
+	remove_cgroup(self->child);
+	remove_cgroup(self->parent);
+	if (self->cache_file[0])
+		unlink(self->cache_file);
+}
+
+/*
+ * Step 1 readies everything (fd table, file array, stack) so that nothing
+ * but struct files is charged once at the limit: a page fault there would
+ * have to reclaim and could OOM. Step 2 opens until open() fails (val[0]
+ * files, val[1] errno). Step 3 closes RECOVER_CLOSES files and opens one
+ * more (val[2]: 0 or errno).
+ */
+static void fill_worker(struct worker *w)
+{
+	int *fds = calloc(MAX_OPENS, sizeof(int));
+	int n;
+
+	if (!fds || prepare_fd_table(MAX_OPENS + 64))
+		worker_fail(w, "prepare");
+	memset(fds, 0xff, MAX_OPENS * sizeof(int));
+	close_many(fds, open_many("/dev/null", O_RDONLY, fds, 64));
+	worker_done(w, 1);
+
+	worker_wait(w, 2);
+	errno = 0;
+	n = open_many("/dev/null", O_RDONLY, fds, MAX_OPENS);
+	w->shm->val[0] = n;
+	w->shm->val[1] = n < MAX_OPENS ? errno : 0;
+	worker_done(w, 2);
+
+	worker_wait(w, 3);
+	if (n >= RECOVER_CLOSES) {
+		close_many(fds + n - RECOVER_CLOSES, RECOVER_CLOSES);
+		n -= RECOVER_CLOSES;
+		fds[n] = open("/dev/null", O_RDONLY);
+		w->shm->val[2] = fds[n] < 0 ? errno : 0;
+	} else {
+		w->shm->val[2] = -1;
+	}
+	worker_done(w, 3);
+	worker_wait(w, 4);
+}
+
+static void check_enomem_at_limit(struct __test_metadata *_metadata,
+				  const char *limited, const char *opener)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	long overshoot_max = cpus * (OVERSHOOT_PAGES_PER_CPU +
+				     MEMCG_CHARGE_BATCH) * PAGE_SIZE;
+	long oom_kills, overshoot;
+	struct worker w;
+	int step;
+
+	ASSERT_EQ(0, worker_start(&w, opener, fill_worker, NULL));
+	ASSERT_STEP(&w, 1);
+	oom_kills = memcg_event(limited, "oom_kill ");
+	ASSERT_EQ(0, cg_write_numeric(limited, "memory.max",
+				      cg_read_long(limited, "memory.current") +
+				      LIMIT_HEADROOM));
+	step = worker_step(&w, 2);
+	if (step) {
+		worker_kill(&w);
+		ASSERT_EQ(0, step) TH_LOG("opener %s, oom_kill %ld -> %ld",
+					  worker_end(&w), oom_kills,
+					  memcg_event(limited, "oom_kill "));
+	}
+	overshoot = cg_read_long(limited, "memory.current") -
+		    cg_read_long(limited, "memory.max");
+	ksft_print_msg("files opened: %ld, then errno %ld (%s)\n",
+		       w.shm->val[0], w.shm->val[1], strerror(w.shm->val[1]));
+	ksft_print_msg("overshoot_bytes: %ld\n", overshoot);
+	ksft_print_msg("memory.events max: %ld oom: %ld oom_kill: %ld\n",
+		       memcg_event(limited, "max "),
+		       memcg_event(limited, "oom "),
+		       memcg_event(limited, "oom_kill "));
+	step = worker_step(&w, 3);
+	worker_finish(&w);
+	ASSERT_EQ(0, step) TH_LOG("opener %s", worker_end(&w));
+
+	ASSERT_EQ(ENOMEM, w.shm->val[1])
+		TH_LOG("%ld opens did not end with ENOMEM", w.shm->val[0]);
+	ASSERT_GE(w.shm->val[0], MIN_OPENS_BEFORE_ENOMEM);
+	ASSERT_EQ(oom_kills, memcg_event(limited, "oom_kill "));
+	ASSERT_LE(overshoot, overshoot_max);
+	ASSERT_EQ(0, w.shm->val[2])
+		TH_LOG("open() after closing %d files: %s", RECOVER_CLOSES,
+		       strerror(w.shm->val[2]));
+}
+
+TEST_F(over_limit, open_fails_with_enomem)
+{
+	check_enomem_at_limit(_metadata, self->child, self->child);
+}
+
+TEST_F(over_limit, parent_limit_fails_open_in_child)
+{
+	check_enomem_at_limit(_metadata, self->parent, self->child);
+}
+
+/*
+ * With the memcg full of clean page cache, open() must reclaim it rather
+ * than fail: the early ENOMEM is only for memory that cannot be reclaimed.
+ */
+#define CACHE_LIMIT_HEADROOM	(8L << 20)
+/* File read into the memcg: twice the headroom, so it ends up full. */
+#define CACHE_FILE_SIZE		(2 * CACHE_LIMIT_HEADROOM)
+/* "Full": page cache at least half the headroom, usage within 1 MiB. */
+#define CACHE_FULL_MIN		(CACHE_LIMIT_HEADROOM / 2)
+#define CACHE_NEAR_LIMIT	(1L << 20)
+#define CACHE_OPENS		2000
+
+#ifndef TMPFS_MAGIC
+#define TMPFS_MAGIC 0x01021994
+#endif
+#ifndef RAMFS_MAGIC
+#define RAMFS_MAGIC 0x858458f6
+#endif
+
+static char read_buf[64 << 10];
+
+static void cache_worker(struct worker *w)
+{
+	const char *path = w->arg;
+	int *fds = calloc(CACHE_OPENS, sizeof(int));
+	ssize_t got;
+	int fd, n;
+
+	if (!fds || prepare_fd_table(CACHE_OPENS + 64))
+		worker_fail(w, "prepare");
+	memset(read_buf, 0, sizeof(read_buf));
+	memset(fds, 0xff, CACHE_OPENS * sizeof(int));
+	close_many(fds, open_many("/dev/null", O_RDONLY, fds, 64));
+	worker_done(w, 1);
+
+	worker_wait(w, 2);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		worker_fail(w, "open cache file");
+	while ((got = read(fd, read_buf, sizeof(read_buf))) > 0)
+		;
+	if (got < 0)
+		worker_fail(w, "read cache file");
+	close(fd);
+	worker_done(w, 2);
+
+	worker_wait(w, 3);
+	errno = 0;
+	n = open_many("/dev/null", O_RDONLY, fds, CACHE_OPENS);
+	w->shm->val[0] = n;
+	w->shm->val[1] = n < CACHE_OPENS ? errno : 0;
+	close_many(fds, n);
+	worker_done(w, 3);
+	worker_wait(w, 4);
+}
+
+TEST_F(over_limit, open_reclaims_page_cache)
+{
+	long oom_kills, max, current, cache_full, cache_after;
+	static char chunk[1 << 20];
+	struct statfs st;
+	struct worker w;
+	int fd, i;
+
+	ASSERT_EQ(0, statfs(".", &st));
+	if (st.f_type == TMPFS_MAGIC || st.f_type == RAMFS_MAGIC)
+		SKIP(return, "needs a block filesystem as cwd (reclaimable page cache)");
+
+	/* write it from outside the memcg, then drop it from the cache */
+	snprintf(self->cache_file, sizeof(self->cache_file),
+		 "%s/file_charge_cache_%d", getcwd(chunk, sizeof(chunk)),
+		 getpid());
+	fd = open(self->cache_file, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	ASSERT_LE(0, fd);
+	memset(chunk, 0x5a, sizeof(chunk));
+	for (i = 0; i < CACHE_FILE_SIZE / (long)sizeof(chunk); i++)
+		ASSERT_EQ(sizeof(chunk), write(fd, chunk, sizeof(chunk)));
+	ASSERT_EQ(0, fsync(fd));
+	ASSERT_EQ(0, posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED));
+	close(fd);
+
+	ASSERT_EQ(0, worker_start(&w, self->child, cache_worker,
+				  self->cache_file));
+	ASSERT_STEP(&w, 1);
+	oom_kills = memcg_event(self->child, "oom_kill ");
+	ASSERT_EQ(0, cg_write_numeric(self->child, "memory.max",
+				      cg_read_long(self->child, "memory.current") +
+				      CACHE_LIMIT_HEADROOM));
+	ASSERT_STEP(&w, 2);
+	max = cg_read_long(self->child, "memory.max");
+	current = cg_read_long(self->child, "memory.current");
+	cache_full = memcg_stat(self->child, "file ");
+	ASSERT_STEP(&w, 3);
+	cache_after = memcg_stat(self->child, "file ");
+	worker_finish(&w);
+
+	ksft_print_msg("page cache: %ld -> %ld bytes, memory.max - memory.current before: %ld\n",
+		       cache_full, cache_after, max - current);
+	ASSERT_GE(cache_full, CACHE_FULL_MIN) TH_LOG("memcg not filled");
+	ASSERT_LE(max - current, CACHE_NEAR_LIMIT) TH_LOG("memcg not full");
+	ASSERT_EQ(CACHE_OPENS, w.shm->val[0])
+		TH_LOG("open() failed: %s", strerror(w.shm->val[1]));
+	ASSERT_EQ(oom_kills, memcg_event(self->child, "oom_kill "));
+}
+
+TEST_HARNESS_MAIN

@@ -1,0 +1,311 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Concurrent file churn in a memcg under a tight limit must not leak
+ * charges: once the workers are gone and their memcg removed, the parent's
+ * slab_unreclaimable is back where it started.
+ *
+ * NR_WORKERS processes open, close, dup, create pipes and eventfds, and
+ * pass files to each other and to themselves with SCM_RIGHTS, for
+ * STRESS_SECONDS. Running into the limit is the point: ENOMEM, EMFILE and
+ * friends are expected, and so are OOM kills on kernels that charge files
+ * at allocation or where another allocation (a socket) hits the limit.
+ * Files left in flight in a socket are freed when the test process closes
+ * the socket at the end, which uncharges them from outside the memcg.
+ */
+#define _GNU_SOURCE
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include "kselftest_harness.h"
+#include "common.h"
+
+#define NR_WORKERS		4
+/* Long enough for ~10^5 operations per worker under TCG. */
+#define STRESS_SECONDS		5
+/* Files each worker keeps at most; RLIMIT_NOFILE is raised above it. */
+#define POOL_SIZE		1000
+/*
+ * memory.max of the stressed memcg: the workers' own pages (~100 KiB each)
+ * plus less than the NR_WORKERS * POOL_SIZE files (~800 KiB), pipes and
+ * sockets they would hold at their peak.
+ */
+#define STRESS_LIMIT		(2L << 20)
+/* At most this many descriptors per SCM_RIGHTS message. */
+#define FDS_PER_MSG		4
+
+FIXTURE(stress) {
+	char parent[PATH_MAX];
+	char child[PATH_MAX];
+};
+
+FIXTURE_SETUP(stress)
+{
+	enable_memory_controller(CGROUP_ROOT);
+	ASSERT_EQ(0, make_cgroup(self->parent, sizeof(self->parent), NULL,
+				 "file_stress"));
+	ASSERT_EQ(0, enable_memory_controller(self->parent));
+	ASSERT_EQ(0, make_cgroup(self->child, sizeof(self->child),
+				 self->parent, "child"));
+}
+
+FIXTURE_TEARDOWN_PARENT(stress)
+{
+	remove_cgroup(self->child);
+	remove_cgroup(self->parent);
+}
+
+static bool tolerated(int err)
+{
+	return err == ENOMEM || err == EMFILE || err == ENFILE ||
+	       err == ETOOMANYREFS || err == EAGAIN || err == ENOBUFS;
+}
+
+struct pool {
+	int fd[POOL_SIZE];
+	int n;
+};
+
+static void pool_add(struct pool *p, int fd)
+{
+	if (p->n == POOL_SIZE) {
+		int i = rand() % POOL_SIZE;
+
+		close(p->fd[i]);
+		p->fd[i] = fd;
+	} else {
+		p->fd[p->n++] = fd;
+	}
+}
+
+static int pool_pick(struct pool *p)
+{
+	return p->n ? p->fd[rand() % p->n] : -1;
+}
+
+static void pool_drop(struct pool *p)
+{
+	int i;
+
+	if (!p->n)
+		return;
+	i = rand() % p->n;
+	close(p->fd[i]);
+	p->fd[i] = p->fd[--p->n];
+}
+
+static int send_some(int sk, struct pool *p)
+{
+	char cbuf[CMSG_SPACE(FDS_PER_MSG * sizeof(int))] = { 0 };
+	char byte = 0;
+	struct iovec iov = { &byte, 1 };
+	struct msghdr msg = {
+		.msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = cbuf,
+	};
+	int fds[FDS_PER_MSG], i, k = 1 + rand() % FDS_PER_MSG;
+	struct cmsghdr *cm;
+
+	for (i = 0; i < k; i++)
+		if ((fds[i] = pool_pick(p)) < 0)
+			return 0;
+	msg.msg_controllen = CMSG_SPACE(k * sizeof(int));
+	cm = CMSG_FIRSTHDR(&msg);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(k * sizeof(int));
+	memcpy(CMSG_DATA(cm), fds, k * sizeof(int));
+	return sendmsg(sk, &msg, MSG_DONTWAIT) < 0 ? -1 : 0;
+}
+
+static int recv_some(int sk, struct pool *p)
+{
+	char cbuf[CMSG_SPACE(FDS_PER_MSG * sizeof(int))];
+	char byte;
+	struct iovec iov = { &byte, 1 };
+	struct msghdr msg = {
+		.msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = cbuf, .msg_controllen = sizeof(cbuf),
+	};
+	struct cmsghdr *cm;
+
+	if (recvmsg(sk, &msg, MSG_DONTWAIT) < 0)
+		return errno == EAGAIN ? 0 : -1;
+	for (cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm)) {
+		int k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int), i;
+
+		if (cm->cmsg_type != SCM_RIGHTS)
+			continue;
+		for (i = 0; i < k; i++)
+			pool_add(p, ((int *)CMSG_DATA(cm))[i]);
+	}
+	return 0;
+}
+
+/* One operation on the pool; -1 with errno set on failure. */
+static int churn_once(struct pool *p, int shared[2])
+{
+	int fd, sv[2];
+
+	switch (rand() % 10) {
+	case 0: case 1: case 2:
+		fd = open("/dev/null", O_RDONLY);
+		if (fd < 0)
+			return -1;
+		pool_add(p, fd);
+		return 0;
+	case 3: case 4:
+		pool_drop(p);
+		return 0;
+	case 5:
+		fd = pool_pick(p);
+		if (fd < 0)
+			return 0;
+		fd = dup(fd);
+		if (fd < 0)
+			return -1;
+		pool_add(p, fd);
+		return 0;
+	case 6:
+		if (pipe(sv))
+			return -1;
+		pool_add(p, sv[0]);
+		pool_add(p, sv[1]);
+		return 0;
+	case 7:
+		fd = eventfd(0, 0);
+		if (fd < 0)
+			return -1;
+		pool_add(p, fd);
+		return 0;
+	case 8:
+		/* to ourselves; sometimes closed with the files in flight */
+		if (socketpair(AF_UNIX, SOCK_DGRAM, 0, sv))
+			return -1;
+		if (send_some(sv[0], p) == 0 && rand() % 2)
+			recv_some(sv[1], p);
+		close(sv[0]);
+		close(sv[1]);
+		return 0;
+	default:
+		/* to and from the other workers */
+		if (rand() % 2)
+			return send_some(shared[0], p);
+		return recv_some(shared[1], p);
+	}
+}
+
+struct stress_arg {
+	int shared[2];		/* one datagram socketpair for all workers */
+	int seed;
+	long deadline;		/* CLOCK_MONOTONIC ms */
+};
+
+static void stress_worker(struct worker *w)
+{
+	struct stress_arg *arg = w->arg;
+	struct pool *p = calloc(1, sizeof(*p));
+	long ops = 0, refused = 0;
+
+	if (!p || prepare_fd_table(POOL_SIZE + 256))
+		worker_fail(w, "prepare");
+	srand(arg->seed);
+	while (now_ms() < arg->deadline) {
+		errno = 0;
+		if (churn_once(p, arg->shared)) {
+			if (!tolerated(errno))
+				worker_fail(w, "file operation");
+			refused++;
+		}
+		ops++;
+	}
+	w->shm->val[0] = ops;
+	w->shm->val[1] = refused;
+	worker_done(w, 1);
+	worker_wait(w, 2);
+}
+
+/*
+ * Workers that get OOM-killed are replaced until the time is up (at most
+ * MAX_RESPAWNS times: each OOM kill prints a report on the slow console),
+ * so that the churn goes on and dying with files in flight is covered.
+ */
+#define MAX_RESPAWNS		20
+/* Do not start a worker in the last bit of the run. */
+#define RESPAWN_CUTOFF_MS	200
+
+TEST_F_TIMEOUT(stress, no_charge_leaks_under_pressure, 60)
+{
+	struct stress_arg args[NR_WORKERS];
+	struct worker w[NR_WORKERS];
+	long base, after, slack = stat_slack();
+	long ops = 0, refused = 0, oom_kills, deadline;
+	int shared[2], i, killed = 0, spawned = 0, failed = 0;
+
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_DGRAM, 0, shared));
+	base = slab_unreclaimable(self->parent);
+	ASSERT_EQ(0, cg_write_numeric(self->child, "memory.max", STRESS_LIMIT));
+	deadline = now_ms() + STRESS_SECONDS * 1000;
+	for (i = 0; i < NR_WORKERS; i++) {
+		args[i].shared[0] = shared[0];
+		args[i].shared[1] = shared[1];
+		args[i].deadline = deadline;
+		args[i].seed = ++spawned;
+		ASSERT_EQ(0, worker_start(&w[i], self->child, stress_worker,
+					  &args[i]));
+	}
+	while (now_ms() < deadline - RESPAWN_CUTOFF_MS) {
+		for (i = 0; i < NR_WORKERS; i++) {
+			struct worker *wi = &w[i];
+
+			if (worker_alive(wi))
+				continue;
+			if (WIFSIGNALED(wi->status) &&
+			    WTERMSIG(wi->status) == SIGKILL) {
+				killed++;
+			} else {
+				failed++;
+				TH_LOG("worker %d %s", i, worker_end(wi));
+			}
+			munmap((void *)wi->shm, PAGE_SIZE);
+			if (spawned - NR_WORKERS >= MAX_RESPAWNS)
+				continue;
+			args[i].seed = ++spawned;
+			ASSERT_EQ(0, worker_start(wi, self->child,
+						  stress_worker, &args[i]));
+		}
+		usleep(10000);
+	}
+	for (i = 0; i < NR_WORKERS; i++) {
+		struct worker *wi = &w[i];
+
+		if (wi->reaped)
+			continue;	/* counted above */
+		if (worker_step(wi, 1) == 0) {
+			ops += wi->shm->val[0];
+			refused += wi->shm->val[1];
+		}
+		worker_finish(wi);
+		if (WIFSIGNALED(wi->status) && WTERMSIG(wi->status) == SIGKILL) {
+			killed++;
+		} else if (!WIFEXITED(wi->status) || WEXITSTATUS(wi->status)) {
+			failed++;
+			TH_LOG("worker %d %s", i, worker_end(wi));
+		}
+	}
+	oom_kills = memcg_event(self->child, "oom_kill ");
+	ksft_print_msg("workers: %d, operations (survivors): %ld, refused: %ld, killed: %d, oom_kill: %ld\n",
+		       spawned, ops, refused, killed, oom_kills);
+	EXPECT_EQ(0, failed);
+	EXPECT_EQ(killed, oom_kills) TH_LOG("workers killed other than by OOM");
+
+	/* drop what is still in flight, then the memcg */
+	close(shared[0]);
+	close(shared[1]);
+	ASSERT_EQ(0, remove_cgroup(self->child));
+	after = slab_settle(self->parent, base, slack);
+	ksft_print_msg("parent slab_unreclaimable: %ld -> %ld\n", base, after);
+	ASSERT_LE(labs(after - base), slack);
+}
+
+TEST_HARNESS_MAIN
