@@ -238,6 +238,7 @@ TEST_F_TIMEOUT(stress, no_charge_leaks_under_pressure, 60)
 {
 	struct stress_arg args[NR_WORKERS];
 	struct worker w[NR_WORKERS];
+	bool retired[NR_WORKERS] = { false };
 	long base, after, slack = stat_slack();
 	long ops = 0, refused = 0, oom_kills, deadline;
 	int shared[2], i, killed = 0, spawned = 0, failed = 0;
@@ -258,7 +259,7 @@ TEST_F_TIMEOUT(stress, no_charge_leaks_under_pressure, 60)
 		for (i = 0; i < NR_WORKERS; i++) {
 			struct worker *wi = &w[i];
 
-			if (worker_alive(wi))
+			if (retired[i] || worker_alive(wi))
 				continue;
 			if (WIFSIGNALED(wi->status) &&
 			    WTERMSIG(wi->status) == SIGKILL) {
@@ -268,8 +269,10 @@ TEST_F_TIMEOUT(stress, no_charge_leaks_under_pressure, 60)
 				TH_LOG("worker %d %s", i, worker_end(wi));
 			}
 			munmap((void *)wi->shm, PAGE_SIZE);
-			if (spawned - NR_WORKERS >= MAX_RESPAWNS)
+			if (spawned - NR_WORKERS >= MAX_RESPAWNS) {
+				retired[i] = true;
 				continue;
+			}
 			args[i].seed = ++spawned;
 			ASSERT_EQ(0, worker_start(wi, self->child,
 						  stress_worker, &args[i]));
@@ -279,7 +282,7 @@ TEST_F_TIMEOUT(stress, no_charge_leaks_under_pressure, 60)
 	for (i = 0; i < NR_WORKERS; i++) {
 		struct worker *wi = &w[i];
 
-		if (wi->reaped)
+		if (retired[i])
 			continue;	/* counted above */
 		if (worker_step(wi, 1) == 0) {
 			ops += wi->shm->val[0];

@@ -27,9 +27,10 @@ from harness import ktap, printer, run, splat
 from harness.boot import BootOutcome, boot, strip_timestamp
 from harness.errors import EXIT_INFRA, EXIT_OK, EXIT_TEST_FAILURE, ConfigError
 from harness.ktap import Status
-from harness.profile import Profile, cache_dir
+from harness.profile import Profile, cache_dir, project_path
 from harness.report import split_console
 from harness.results import RunRecord
+from harness.series import read_series
 
 PROGRAM = "bench_open"
 KERNELS = ("vanilla", "series")
@@ -157,11 +158,13 @@ def evaluate_targets(stats: dict[Key, Stats]) -> list[Target]:
                           None if ov is None else ov <= ENOENT_TARGET))
     s_ov = overhead(stats, "series", "open_close", MEMCG)
     v_ov = overhead(stats, "vanilla", "open_close", MEMCG)
+    # The issue's bar is vanilla's +7.3 % (DESIGN.md); this run's vanilla, on
+    # this config, may differ: the series has to beat both.
     ref = REFERENCE["open_close"][1] / REFERENCE["open_close"][0] - 1
     out.append(Target("open_close_memcg", "open()+close() memcg overhead, series <= vanilla "
-                      f"(DESIGN.md: vanilla {_pct(ref)})",
+                      f"(this run's and DESIGN.md's {_pct(ref)})",
                       f"series {_pct(s_ov)}, vanilla {_pct(v_ov)}",
-                      None if s_ov is None or v_ov is None else s_ov <= v_ov))
+                      None if s_ov is None or v_ov is None else s_ov <= min(v_ov, ref)))
     out.append(Target("open_close_memcg_stretch", "open()+close() memcg overhead, series < "
                       f"{OPEN_CLOSE_STRETCH * 100:.0f} % (stretch)", f"series {_pct(s_ov)}",
                       None if s_ov is None else s_ov < OPEN_CLOSE_STRETCH))
@@ -221,16 +224,18 @@ def format_table(stats: dict[Key, Stats], mode: str, accel: str,
     out.append("(medians; overhead = memcg / root - 1; "
                "memcg near limit: memory.max = memory.current + 4 MiB)")
 
-    out += ["", "spread over repeats (min / median / max, ns per op; (max-min)/median):"]
+    out += ["", "spread over repeats: min / median / max ns per op, (max - min) / median"]
     name_w = max((len(OP_LABELS.get(op, op)) for op, _ in rows(stats)), default=10)
     for op in dict.fromkeys(op for op, _ in rows(stats)):
-        for k in KERNELS:
-            for cg in (ROOT, MEMCG, NEAR):
+        for cg in (ROOT, MEMCG, NEAR):
+            cells = []
+            for k in KERNELS:
                 st = stats.get((k, op, cg))
-                if st:
-                    out.append(f"  {OP_LABELS.get(op, op):<{name_w}}  {k:<7} {cg:<16} "
-                               f"{st.min:9.1f} / {st.median:9.1f} / {st.max:9.1f}  "
-                               f"({st.spread * 100:.2f} %, n={st.n})")
+                cells.append(f"{k} {st.min:.1f} / {st.median:.1f} / {st.max:.1f} "
+                             f"({st.spread * 100:.2f} %, n={st.n})" if st else "")
+            if any(cells):
+                out.append(f"  {OP_LABELS.get(op, op):<{name_w}}  {cg:<16}  "
+                           f"{cells[0]:<44}  {cells[1]}".rstrip())
     if targets:
         note = ("deterministic figures: verdicts hold" if mode == "icount"
                 else "wall-clock: indicative only, not asserted")
@@ -270,7 +275,7 @@ def render_svg(stats: dict[Key, Stats], mode: str, accel: str) -> str:
         ovs = ", ".join(f"{k} {_pct(overhead(stats, k, op, variant))}" for k in KERNELS)
         el.append(f'<text x="10" y="{y + 16}" font-weight="bold">'
                   f'{escape(_row_label(op, variant))}</text>')
-        el.append(f'<text x="{label_w + 10}" y="{y + 16}" fill="#444">'
+        el.append(f'<text x="{width - 10}" y="{y + 16}" fill="#444" text-anchor="end">'
                   f'{escape(f"memcg overhead: {ovs}")}</text>')
         bars = [(k, cg, stats.get((k, op, cg))) for k in KERNELS for cg in (ROOT, variant)]
         top = max((st.max for _, _, st in bars if st), default=1.0) or 1.0
@@ -347,7 +352,9 @@ class Options:
     iters: int = 20000  # per case, passed to the guest as BENCH_ITERS
     rounds: int = 1  # every case again within one boot (BENCH_ROUNDS)
     wallclock: bool = False
-    build: bool = True  # False: reuse the last image of each kernel
+    # auto: reuse a kernel's last image if built from the same base and series;
+    # always: build (incrementally) anyway; never: reuse whatever image is there.
+    build: str = "auto"
     strict: bool = False  # unmet (icount) targets exit 1
     failures: list[str] = field(default_factory=list)
 
@@ -368,8 +375,33 @@ def configure(prof: Profile, opts: Options) -> None:
             raise ConfigError("icount needs TCG; use --wallclock to measure with KVM")
         prof.qemu.accel, prof.qemu.icount = "tcg", True
     # Unknown NAME=value boot parameters end up in init's environment.
-    prof.qemu.cmdline = [*prof.qemu.cmdline, f"BENCH_ITERS={opts.iters}",
-                         f"BENCH_ROUNDS={opts.rounds}"]
+    extra = [f"BENCH_ITERS={opts.iters}", f"BENCH_ROUNDS={opts.rounds}"]
+    if not opts.wallclock:
+        # Calibrating the local APIC timer busy-polls the PIT for 100 ms of guest
+        # time, which under icount costs ~40 s of host time per boot; the PIT
+        # as the tick (one CPU) adds ~0.05 % to the figures, the same on both kernels.
+        extra.append("noapictimer")
+    prof.qemu.cmdline = [*prof.qemu.cmdline, *extra]
+
+
+def up_to_date(req: run.Request) -> run.KernelImage | None:
+    """The kernel's last image if it was built from this base and series.
+
+    The build directory is per source tarball and config fragments, so only
+    the series can differ; a user's --source tree can move, so it always builds.
+    Switching the shared tree between kernels that touch headers like
+    include/linux/file.h recompiles much of the kernel: worth avoiding.
+    """
+    if req.profile.source.path:
+        return None
+    try:
+        img = run.last_image(req)
+    except ConfigError:
+        return None
+    series = read_series(None if req.kernel == "vanilla"
+                         else project_path(req.profile.series))
+    want = series.digest() if series.patches else ""
+    return img if img.image.is_file() and img.info.get("series_hash", "") == want else None
 
 
 def _boot_problems(outcome: BootOutcome, samples: list[Sample]) -> list[str]:
@@ -403,21 +435,35 @@ def _describe(info: dict[str, Any]) -> str:
 def run_bench(base: run.Request, opts: Options, rec: RunRecord) -> int:
     images: dict[str, run.KernelImage] = {}
     reqs = {k: replace(base, no_series=(k == "vanilla")) for k in KERNELS}
+    built: dict[str, bool] = {}
     for k, req in reqs.items():
-        images[k] = run.build_kernel(req, rec) if opts.build else run.last_image(req)
-        # build_kernel records stages under plain names; keep both kernels'.
-        stages = rec.data["stages"]
-        for name in [n for n in stages if "." not in n]:
-            stages[f"{name}.{k}"] = stages.pop(name)
-        rec.save()
+        img = run.last_image(req) if opts.build == "never" else (
+            up_to_date(req) if opts.build == "auto" else None)
+        built[k] = img is None
+        if img is None:
+            img = run.build_kernel(req, rec)
+            # build_kernel records stages under plain names; keep both kernels'.
+            stages = rec.data["stages"]
+            for name in [n for n in stages if "." not in n]:
+                stages[f"{name}.{k}"] = stages.pop(name)
+            rec.save()
+        else:
+            if opts.build == "never" and not up_to_date(req):
+                printer.warn(f"the last {k} image was not built from the current series")
+            printer.stage(f"Reusing the {k} kernel built {img.info.get('built_at', '?')} "
+                          f"({img.image}); --rebuild builds it again")
+        images[k] = img
     kernels = {k: {**img.info, "describe": _describe(img.info)} for k, img in images.items()}
     samples: dict[str, list[Sample]] = {k: [] for k in KERNELS}
     accels: set[str] = set()
     boots: list[dict[str, Any]] = []
+    # Both kernels share one tree, hence one initramfs (cached by content).
+    rootfs = run.prepare_rootfs(reqs["series"], images["series"], rec)
     for k, req in reqs.items():
         img = images[k]
-        tests = run.selected_tests(req, img)
-        cmds, order, why = run.qemu_commands(req, img, tests, name=f"harness:{rec.dir.name}")
+        tests = run.selected_tests(req, rootfs)
+        cmds, order, why = run.qemu_commands(req, img, rootfs, tests,
+                                             name=f"harness:{rec.dir.name}")
         rec.meta(**{f"qemu_{k}": cmds})
         for i in range(1, opts.repeat + 1):
             printer.stage(f"Benchmark {k} {img.info.get('release', '')} boot {i}/{opts.repeat} "
@@ -439,7 +485,8 @@ def run_bench(base: run.Request, opts: Options, rec: RunRecord) -> int:
                          + (f"; problems: {'; '.join(problems)}" if problems else ""))
             opts.failures += [f"{k} boot {i}: {p}" for p in problems]
     mode = "wallclock" if opts.wallclock else "icount"
-    meta = {"mode": mode, "accel": "/".join(sorted(accels)), "repeat": opts.repeat,
+    meta = {"mode": mode, "accel": "/".join(sorted(accels)), "built": built,
+            "repeat": opts.repeat,
             "rounds": opts.rounds, "iters": opts.iters, "boots": boots,
             "failures": opts.failures}
     text, targets = write_outputs(rec.dir, samples, meta, kernels)

@@ -74,7 +74,8 @@ def build(tree: Path, build_dir: Path, jobs: int, log_path: Path, timeout: int) 
     objects = 0
     last_note = t0
     tty = printer.is_tty()
-    with open(log_path, "a") as log:
+    # Line-buffered: a killed run leaves the log up to its last line.
+    with open(log_path, "a", buffering=1) as log:
         log.write(f"$ {' '.join(cmd)}\n")
         log.flush()
         try:

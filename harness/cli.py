@@ -120,14 +120,24 @@ def cmd_build(args: argparse.Namespace) -> int:
     return _run(req, "build", lambda rec: (run.build_kernel(req, rec), EXIT_OK)[1])
 
 
+def _tester(args: argparse.Namespace) -> Callable[..., int]:
+    # SSH transport (harness/ssh.py); the console stays the default.
+    if getattr(args, "transport", "console") == "ssh":
+        from harness import ssh
+        return ssh.test_kernel
+    return run.test_kernel
+
+
 def cmd_test(args: argparse.Namespace) -> int:
     req = request_from_args(args)
-    return _run(req, "test", lambda rec: run.test_kernel(req, run.last_image(req), rec))
+    test = _tester(args)
+    return _run(req, "test", lambda rec: test(req, run.last_image(req), rec))
 
 
 def cmd_build_and_test(args: argparse.Namespace) -> int:
     req = request_from_args(args)
-    return _run(req, "run", lambda rec: run.test_kernel(req, run.build_kernel(req, rec), rec))
+    test = _tester(args)
+    return _run(req, "run", lambda rec: test(req, run.build_kernel(req, rec), rec))
 
 
 def cmd_matrix(args: argparse.Namespace) -> int:
@@ -154,6 +164,9 @@ def cmd_matrix(args: argparse.Namespace) -> int:
 
 def cmd_boot(args: argparse.Namespace) -> int:
     req = request_from_args(args, interactive=True)
+    if getattr(args, "ssh", False):  # SSH transport (harness/ssh.py)
+        from harness import ssh
+        return ssh.boot_interactive(req)
     img = run.last_image(req)
     rec = RunRecord(req.results_root, f"boot-{req.kernel}")
     cmds, accels, why = run.qemu_commands(req, img, run.prepare_rootfs(req, img, rec), [])
@@ -170,7 +183,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.no_series:
         raise ConfigError("harness bench always measures both kernels; drop --no-series")
     opts = bench.Options(repeat=args.repeat, iters=args.iters, rounds=args.rounds,
-                         wallclock=args.wallclock, build=not args.no_build, strict=args.strict)
+                         wallclock=args.wallclock, strict=args.strict,
+                         build="never" if args.no_build else
+                         "always" if args.rebuild else "auto")
     req = request_from_args(args)
     bench.configure(req.profile, opts)
     return _run(req, "bench", lambda rec: bench.run_bench(req, opts, rec))
@@ -186,9 +201,45 @@ def _add_bench(p: argparse.ArgumentParser) -> None:
     g.add_argument("--wallclock", action="store_true",
                    help="no icount: host time, KVM where it works (noisy; labelled so)")
     g.add_argument("--no-build", action="store_true",
-                   help="reuse the last vanilla and series images instead of building")
+                   help="reuse the last vanilla and series images, even if stale")
+    g.add_argument("--rebuild", action="store_true",
+                   help="build both kernels even if an image from the same series exists")
     g.add_argument("--strict", action="store_true",
                    help="exit 1 when an icount target is not met")
+
+
+def cmd_patchcheck(args: argparse.Namespace) -> int:
+    from harness import patchcheck
+
+    req = request_from_args(args)
+    return _run(req, "patchcheck", lambda rec: patchcheck.run_patchcheck(req, args.depth, rec))
+
+
+def cmd_bisect(args: argparse.Namespace) -> int:
+    from harness import bisect
+
+    req = request_from_args(args)
+    breq = bisect.BisectRequest(good=args.good, bad=args.bad, test=args.test or "",
+                                expect_splat=args.expect_splat)
+    return _run(req, "bisect", lambda rec: bisect.run_bisect(req, breq, rec))
+
+
+def _add_patchcheck(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--depth", choices=["build", "boot", "test"], default="test",
+                   help="build (+ warnings, checkpatch), also boot, or also run the guest "
+                   "tests (default)")
+
+
+def _add_bisect(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("bisect")
+    g.add_argument("--good", required=True, metavar="REV",
+                   help="a good commit: a revision, `base` or `series` (base + the series)")
+    g.add_argument("--bad", required=True, metavar="REV", help="a bad commit, likewise")
+    g.add_argument("--test", metavar="PROG[:CASE]",
+                   help="bisect on this guest test program (only it runs), or on one of its "
+                   "test cases (only that case is judged)")
+    g.add_argument("--expect-splat", action="store_true",
+                   help="bad = a kernel splat was seen, whatever the tests say")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -205,6 +256,10 @@ def build_parser() -> argparse.ArgumentParser:
         ("boot", cmd_boot, "an interactive shell on the last built kernel", True),
         ("bench", cmd_bench, "what memcg accounting costs open() & co., vanilla vs series",
          True),
+        ("patchcheck", cmd_patchcheck, "build, checkpatch, boot and test each prefix of the "
+         "series", True),
+        ("bisect", cmd_bisect, "find the first bad commit with git bisect run, the harness "
+         "as the step", True),
     ]
     for name, func, help_, boots in specs:
         p = sub.add_parser(name, help=help_, description=help_)
@@ -213,11 +268,96 @@ def build_parser() -> argparse.ArgumentParser:
             _add_boot(p)
         if name == "bench":
             _add_bench(p)
+        if name == "patchcheck":
+            _add_patchcheck(p)
+        if name == "bisect":
+            _add_bisect(p)
+        _add_ssh_flags(name, p)
         p.set_defaults(func=func)
+    _add_ssh_command(sub)
+    _add_nightly(sub)
     return parser
 
 
+# --- SSH transport (harness/ssh.py) ---
+
+def _add_ssh_flags(name: str, p: argparse.ArgumentParser) -> None:
+    if name in ("test", "build-and-test"):
+        p.add_argument("--transport", choices=["console", "ssh"], default="console",
+                       help="run the guest tests on the serial console (default) or over "
+                            "SSH (dropbear in the guest, 127.0.0.1 port forward)")
+    if name == "boot":
+        p.add_argument("--ssh", action="store_true",
+                       help="also start dropbear in the guest, for `harness ssh`")
+
+
+def cmd_ssh(args: argparse.Namespace) -> int:
+    from harness import ssh
+    return ssh.cmd_ssh(args.cmd, use_paramiko=args.paramiko)
+
+
+def _add_ssh_command(sub: argparse._SubParsersAction) -> None:
+    help_ = "a shell (or COMMAND) in the guest started by `harness boot --ssh`"
+    p = sub.add_parser("ssh", help=help_, description=help_)
+    p.add_argument("--paramiko", action="store_true",
+                   help="use paramiko even if the system ssh client is installed")
+    p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="COMMAND")
+    p.set_defaults(func=cmd_ssh)
+
+
+# --- nightly (harness/nightly.py) ---
+
+def cmd_nightly(args: argparse.Namespace) -> int:
+    """The nightly matrix (nightly.yaml), one shard of it, or a merge of shards."""
+    from harness import nightly, nightly_matrix
+
+    opts = nightly.Options(
+        matrix=args.matrix or project_path("nightly.yaml"), results_root=args.results_dir,
+        shard=nightly_matrix.parse_shard(args.shard) if args.shard else None,
+        retries=args.retries, previous=args.previous, run_id=args.run_id, jobs=args.jobs,
+        accel=args.accel, artifact_url=args.artifact_url)
+    if args.merge:
+        return nightly.merge(args.merge, opts)[0]
+    if args.list:
+        cells = nightly_matrix.load_matrix(opts.matrix).cells()
+        for cell in nightly_matrix.shard(cells, *opts.shard) if opts.shard else cells:
+            print(cell.id)
+        return EXIT_OK
+    return nightly.run_matrix(opts)[0]
+
+
+def _add_nightly(sub: argparse._SubParsersAction) -> None:
+    help_ = "the nightly matrix: kernels x profiles x suites, sharded and merged for CI"
+    p = sub.add_parser("nightly", help=help_, description=help_)
+    p.add_argument("--matrix", type=Path, help="matrix file (default nightly.yaml)")
+    p.add_argument("--shard", metavar="K/N", help="run only shard K of N (1-based)")
+    p.add_argument("--merge", nargs="+", type=Path, metavar="DIR",
+                   help="merge these shard results (or directories holding them); runs nothing")
+    p.add_argument("--previous", type=Path, metavar="DIR",
+                   help="a previous nightly's results: report new failures, fixed, newly skipped")
+    p.add_argument("--retries", type=int, help="rerun a failed cell's tests this many times "
+                   "(default: the matrix file's); pass-on-retry is reported as flaky")
+    p.add_argument("--list", action="store_true", help="print the cells (of the shard) and exit")
+    p.add_argument("--run-id", help="id shared by the shards of one run (default: the CI "
+                   "system's run id, else a timestamp)")
+    p.add_argument("--artifact-url", metavar="URL",
+                   help="URL where --results-dir is published (KCIDB links to logs, patches)")
+    p.add_argument("--accel", choices=["auto", "kvm", "tcg"])
+    p.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 2)
+    p.add_argument("--results-dir", default="results", type=Path,
+                   help="where the nightly results directory goes (default ./results)")
+    p.add_argument("-v", "--verbose", action="store_true", help="show make and console output")
+    p.set_defaults(func=cmd_nightly)
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["_bisect-step"]:  # run by `git bisect run` for harness bisect, not users
+        from harness import bisect
+
+        signal.signal(signal.SIGTERM, _sigterm)
+        return bisect.step_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     printer.verbose = args.verbose

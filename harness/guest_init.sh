@@ -12,6 +12,10 @@ mount -t tmpfs tmpfs /tmp
 mount -t cgroup2 cgroup2 /sys/fs/cgroup
 mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
 echo +memory > /sys/fs/cgroup/cgroup.subtree_control
+# Loopback for tests that talk TCP to themselves (test_memcg_sock).
+ip link set lo up 2>/dev/null
+mkdir -p /etc
+echo "127.0.0.1 localhost" > /etc/hosts
 # ext2 on a ramdisk: clean page cache that reclaim can drop (tmpfs can't).
 if [ -b /dev/ram0 ] && mke2fs -q /dev/ram0 >/dev/null 2>&1; then
 	mount -t ext2 /dev/ram0 /mnt/scratch
@@ -22,13 +26,25 @@ fi
 tests=""
 per_test=300
 shell=0
+ssh=0
 for arg in $(cat /proc/cmdline); do
 	case "$arg" in
 	harness.tests=*) tests=$(echo "${arg#harness.tests=}" | tr ',' ' ') ;;
 	harness.per_test=*) per_test="${arg#harness.per_test=}" ;;
 	harness.shell=1) shell=1 ;;
+	harness.ssh=1) ssh=1 ;;
 	esac
 done
+
+# SSH transport (harness/ssh.py): networking + dropbear from the per-run
+# cpio; in test mode this does not return, the host runs the tests.
+if [ "$ssh" = 1 ]; then
+	if [ -r /etc/harness/ssh.sh ]; then
+		. /etc/harness/ssh.sh
+	else
+		echo "harness: ssh setup failed: no /etc/harness/ssh.sh (SSH cpio missing)"
+	fi
+fi
 
 if [ "$shell" = 1 ]; then
 	echo "harness: interactive shell; tests are in /tests; 'exit' ends the VM"

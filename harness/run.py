@@ -6,6 +6,7 @@ Requests are plain dataclasses built by cli.py; nothing here touches argparse.
 import json
 import shutil
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from harness import printer, report
 from harness.boot import boot
 from harness.build import build
 from harness.errors import ConfigError, HarnessError
+from harness.gitutil import rev_parse
 from harness.kconfig import configure, fragments_digest
 from harness.lock import locked
 from harness.profile import Profile, cache_dir, project_path
@@ -31,9 +33,16 @@ class Request:
     results_root: Path = Path("results")
     interactive: bool = False  # `harness boot`
     timings: printer.Timings = field(default_factory=printer.Timings)
+    # patchcheck / bisect steps: build the tree as it is checked out (no
+    # base + series checkout), keep its image under this label, and skip the
+    # tree lock because the caller already holds it.
+    at_head: str = ""
+    tree_locked: bool = False
 
     @property
     def kernel(self) -> str:
+        if self.at_head:
+            return self.at_head
         return "vanilla" if self.no_series or not self.profile.series else "series"
 
 
@@ -41,6 +50,7 @@ class Request:
 class KernelImage:
     image: Path
     info: dict  # identity: base, series, head, release, config, tree
+    warnings: list[str] = field(default_factory=list)  # this build's compiler warnings
 
 
 def build_dir(req: Request) -> Path:
@@ -49,6 +59,12 @@ def build_dir(req: Request) -> Path:
         if not f.is_file():
             raise ConfigError(f"config fragment not found: {f}")
     return cache_dir() / "build" / f"{source_key(req.profile.source)}-{fragments_digest(frags)}"
+
+
+def tree_lock_path(req: Request) -> Path:
+    # One work tree serves every config of a source (base, debug, ...), so the
+    # lock covers the tree, not just one build directory.
+    return cache_dir() / "src" / f"{source_key(req.profile.source)}.tree.lock"
 
 
 def image_dir(req: Request) -> Path:
@@ -62,22 +78,28 @@ def build_kernel(req: Request, rec: RunRecord) -> KernelImage:
     bdir = build_dir(req)
     with t.measure("source", "Preparing the kernel source ..."):
         src = prepare_source(req.profile.source, cache)
-    series = read_series(None if req.kernel == "vanilla" else project_path(req.profile.series))
+    series = read_series(None if req.kernel == "vanilla" or req.at_head
+                         else project_path(req.profile.series))
     rec.meta(kernel=req.kernel, source=src.description, base=src.base, base_version=src.version,
              series_file=str(series.path or ""), series_hash=series.digest() if series.patches
              else "", patches=[p.name for p in series.patches])
     rec.stage("source", "pass", t.seconds["source"])
-    with locked(bdir.with_suffix(".lock"), "the kernel tree and build directory"):
-        with t.measure("series", f"Applying {len(series.patches)} patches ..."
-                       if series.patches else "Checking out the base alone (no series) ..."):
-            try:
-                head = apply_series(src.repo, src.base, series)
-            except HarnessError as e:
-                rec.stage("series", "fail", t.seconds["series"], error=str(e))
-                raise
+    lock = (nullcontext() if req.tree_locked
+            else locked(tree_lock_path(req), "the kernel tree and build directory"))
+    with lock:
+        if req.at_head:
+            head = rev_parse(src.repo, "HEAD")
+        else:
+            with t.measure("series", f"Applying {len(series.patches)} patches ..."
+                           if series.patches else "Checking out the base alone (no series) ..."):
+                try:
+                    head = apply_series(src.repo, src.base, series)
+                except HarnessError as e:
+                    rec.stage("series", "fail", t.seconds["series"], error=str(e))
+                    raise
         subjects = commit_subjects(src.repo, src.base, head)
         rec.meta(head=head, commits=subjects)
-        rec.stage("series", "pass", t.seconds["series"])
+        rec.stage("series", "pass", t.seconds.get("series", 0.0))
         bdir.mkdir(parents=True, exist_ok=True)
         log_path = rec.path("build.log")
         with t.measure("config", "Configuring (tinyconfig + fragments) ..."):
@@ -109,7 +131,7 @@ def build_kernel(req: Request, rec: RunRecord) -> KernelImage:
         idir.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(res.image, idir / "bzImage")
         (idir / "image.json").write_text(json.dumps(info, indent=2))
-    return KernelImage(idir / "bzImage", info)
+    return KernelImage(idir / "bzImage", info, res.warnings)
 
 
 def last_image(req: Request) -> KernelImage:

@@ -8,11 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from harness import bench
+from harness import bench, run
 from harness.bench import MEMCG, NEAR, ROOT, Sample, Stats
+from harness.boot import BootOutcome
 from harness.cli import build_parser
 from harness.errors import ConfigError
 from harness.profile import Profile
+from harness.series import read_series
 
 FIXTURES = Path(__file__).parent / "fixtures"
 # A real console log: `harness bench` on the series kernel, icount mode.
@@ -122,7 +124,7 @@ def test_table_shows_both_kernels_overheads_spread_and_targets() -> None:
     row = next(ln for ln in text.splitlines() if ln.startswith("open() ENOENT "))
     cells = [c.strip() for c in row.split("|")]
     assert cells[1:] == ["5187.0", "5962.0", "+14.9 %", "5150.0", "5190.0", "+0.8 %", "-0.7 %"]
-    assert "5186.0 /    5187.0 /    5188.0" in text  # min / median / max
+    assert "vanilla 5186.0 / 5187.0 / 5188.0 (0.04 %, n=3)" in text  # min / median / max
     assert "[MET    ] failed open() in a child memcg" in text
     assert "NOT MET" not in text
 
@@ -168,7 +170,7 @@ def test_configure_forces_icount_tcg_and_one_cpu() -> None:
     bench.configure(prof, bench.Options(iters=500, rounds=2))
     assert (prof.qemu.accel, prof.qemu.icount, prof.qemu.smp) == ("tcg", True, 1)
     assert prof.tests == ["bench_open"]
-    assert {"BENCH_ITERS=500", "BENCH_ROUNDS=2"} <= set(prof.qemu.cmdline)
+    assert {"BENCH_ITERS=500", "BENCH_ROUNDS=2", "noapictimer"} <= set(prof.qemu.cmdline)
 
 
 def test_configure_wallclock_keeps_accel_and_drops_icount() -> None:
@@ -176,6 +178,7 @@ def test_configure_wallclock_keeps_accel_and_drops_icount() -> None:
     prof.qemu.icount = True
     bench.configure(prof, bench.Options(wallclock=True))
     assert (prof.qemu.accel, prof.qemu.icount) == ("auto", False)
+    assert "noapictimer" not in prof.qemu.cmdline
 
 
 @pytest.mark.parametrize("change", [
@@ -194,3 +197,38 @@ def test_cli_bench_subcommand() -> None:
     args = build_parser().parse_args(["bench", "--repeat", "5", "--wallclock", "--no-build"])
     assert (args.repeat, args.iters, args.rounds) == (5, 20000, 1)
     assert args.wallclock and args.no_build and not args.strict
+
+
+def _outcome(lines: list[str], end: str = "done") -> BootOutcome:
+    return BootOutcome(accel="tcg", end=end, seconds=1.0, lines=lines)
+
+
+def test_a_complete_guest_run_has_no_problems() -> None:
+    lines = CONSOLE.read_text().splitlines()
+    assert bench._boot_problems(_outcome(lines), bench.parse_lines(lines)) == []
+
+
+def test_a_guest_run_cut_short_is_a_problem() -> None:
+    lines = CONSOLE.read_text().splitlines()
+    cut = next(i for i, ln in enumerate(lines) if "cgroup=memcg " in ln)
+    problems = bench._boot_problems(_outcome(lines[:cut], "silence"),
+                                    bench.parse_lines(lines[:cut]))
+    assert problems[0] == "guest ended with 'silence'"
+    assert any(p.startswith("failed: ") for p in problems), problems
+
+
+def test_an_image_is_reused_only_if_built_from_the_same_series(tmp_path, monkeypatch) -> None:
+    (tmp_path / "0001-a.patch").write_text("a patch\n")
+    (tmp_path / "series").write_text("0001-a.patch\n")
+    (tmp_path / "bzImage").write_text("")
+    prof = Profile(series=str(tmp_path / "series"))
+    digest = read_series(tmp_path / "series").digest()
+    images = {"vanilla": "", "series": digest}
+    monkeypatch.setattr(bench.run, "last_image", lambda req: run.KernelImage(
+        tmp_path / "bzImage", {"series_hash": images[req.kernel]}))
+    series_req, vanilla_req = run.Request(prof), run.Request(prof, no_series=True)
+    assert bench.up_to_date(series_req) and bench.up_to_date(vanilla_req)
+    (tmp_path / "0001-a.patch").write_text("the patch changed\n")
+    assert bench.up_to_date(series_req) is None and bench.up_to_date(vanilla_req)
+    prof.source.path = str(tmp_path)  # a user's tree may have moved: always build
+    assert bench.up_to_date(vanilla_req) is None
