@@ -18,7 +18,7 @@ import json
 import re
 import statistics
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
@@ -356,7 +356,6 @@ class Options:
     # always: build (incrementally) anyway; never: reuse whatever image is there.
     build: str = "auto"
     strict: bool = False  # unmet (icount) targets exit 1
-    failures: list[str] = field(default_factory=list)
 
 
 def configure(prof: Profile, opts: Options) -> None:
@@ -457,6 +456,7 @@ def run_bench(base: run.Request, opts: Options, rec: RunRecord) -> int:
     samples: dict[str, list[Sample]] = {k: [] for k in KERNELS}
     accels: set[str] = set()
     boots: list[dict[str, Any]] = []
+    failures: list[str] = []
     # Both kernels share one tree, hence one initramfs (cached by content).
     rootfs = run.prepare_rootfs(reqs["series"], images["series"], rec)
     for k, req in reqs.items():
@@ -483,12 +483,12 @@ def run_bench(base: run.Request, opts: Options, rec: RunRecord) -> int:
             rec.meta(boots=boots)
             printer.info(f"{len(got)} measurements in {outcome.seconds:.1f}s"
                          + (f"; problems: {'; '.join(problems)}" if problems else ""))
-            opts.failures += [f"{k} boot {i}: {p}" for p in problems]
+            failures += [f"{k} boot {i}: {p}" for p in problems]
     mode = "wallclock" if opts.wallclock else "icount"
     meta = {"mode": mode, "accel": "/".join(sorted(accels)), "built": built,
             "repeat": opts.repeat,
             "rounds": opts.rounds, "iters": opts.iters, "boots": boots,
-            "failures": opts.failures}
+            "failures": failures}
     text, targets = write_outputs(rec.dir, samples, meta, kernels)
     print(text, flush=True)
     rec.data.update(bench={"targets": {t.id: t.met for t in targets},
@@ -496,8 +496,8 @@ def run_bench(base: run.Request, opts: Options, rec: RunRecord) -> int:
     printer.stage(f"Benchmark written to {rec.dir}/bench.{{txt,json,svg}}")
     if not any(samples.values()):
         return EXIT_INFRA
-    if opts.failures:
-        printer.error("benchmark problems:\n    " + "\n    ".join(opts.failures))
+    if failures:
+        printer.error("benchmark problems:\n    " + "\n    ".join(failures))
         return EXIT_TEST_FAILURE
     if opts.strict and mode == "icount" and any(t.met is False for t in targets):
         return EXIT_TEST_FAILURE

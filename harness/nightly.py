@@ -32,7 +32,15 @@ from harness.errors import (
     HarnessError,
     InfraError,
 )
-from harness.nightly_matrix import BOTH, Cell, Matrix, Suite, load_matrix, shard
+from harness.nightly_matrix import (
+    BOTH,
+    Cell,
+    Matrix,
+    Suite,
+    execution_order,
+    load_matrix,
+    shard,
+)
 from harness.profile import Profile, load_profile, project_path
 from harness.results import RunRecord
 from harness.series import read_series
@@ -256,7 +264,7 @@ def run_matrix(opts: Options) -> tuple[int, Path]:
     if retries < 0:
         raise ConfigError("--retries must be >= 0")
     every = matrix.cells()
-    mine = shard(every, *opts.shard) if opts.shard else every
+    mine = execution_order(shard(every, *opts.shard) if opts.shard else every)
     label = f"{opts.shard[0]}/{opts.shard[1]}" if opts.shard else ""
     out = _new_dir(opts.results_root,
                    f"nightly-shard{opts.shard[0]}of{opts.shard[1]}" if opts.shard else "nightly")
@@ -342,6 +350,7 @@ def merge(paths: list[Path], opts: Options) -> tuple[int, Path]:
         if (d / "patches").is_dir():
             shutil.copytree(d / "patches", out / "patches", dirs_exist_ok=True)
     merged["cells"] = dict(sorted(merged["cells"].items()))
+    merged["shards"].sort(key=lambda x: [int(n) if n.isdigit() else 0 for n in x.split("/")])
     _save(out, merged)
     printer.stage(f"Nightly results: {out} (merged {len(parts)} result directories)")
     return write_reports(out, opts.previous, opts.artifact_url), out

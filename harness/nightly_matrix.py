@@ -109,6 +109,14 @@ def shard(cells: list[Cell], k: int, n: int) -> list[Cell]:
     return [c for i, c in enumerate(ordered) if i % n == k - 1]
 
 
+def execution_order(cells: list[Cell]) -> list[Cell]:
+    """The order a shard runs its cells in: per profile, vanilla cells, then
+    bench (which builds vanilla, then the series), then series cells, so the
+    shared incremental build directory switches kernels as rarely as possible."""
+    rank = {"vanilla": 0, BOTH: 1, "series": 2}
+    return sorted(cells, key=lambda c: (c.profile, rank.get(c.kernel, 3), c.suite))
+
+
 # --- parsing --------------------------------------------------------------------------------
 
 def _names(value: Any, where: str) -> list[str]:

@@ -12,6 +12,7 @@ import json
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from pathlib import Path
 
 import jsonschema
@@ -237,11 +238,17 @@ def test_shards_merged_equal_an_unsharded_run(project, fake, tmp_path):
     assert html.startswith("<!DOCTYPE html>") and "<link" not in html and "<script" not in html
 
 
-def test_cells_of_one_kernel_run_back_to_back(project, fake, tmp_path):
-    # Sorting by id groups (profile, kernel): the shared build dir switches rarely.
-    write_matrix(project)
+def test_cells_of_one_kernel_run_back_to_back(project, fake, tmp_path, monkeypatch):
+    from harness import bench
+    # vanilla, then bench (vanilla, series), then series: the shared build dir
+    # switches kernels once per profile.
+    write_matrix(project, SMALL.replace("[guest, kunit]", "[guest, kunit, bench]")
+                 + "  bench: {kind: bench}\n")
+    monkeypatch.setattr(bench, "run_bench", lambda req, o, rec: [
+        run.build_kernel(replace(req, no_series=k == "vanilla"), rec) for k in ("vanilla", "series")
+    ] and EXIT_OK)
     nightly.run_matrix(opts(project, tmp_path))
-    assert fake.builds == ["series", "series", "vanilla", "vanilla"] * 2
+    assert fake.builds == ["vanilla"] * 3 + ["series"] * 3 + ["vanilla"] * 3 + ["series"] * 3
 
 
 def test_regression_is_loud_and_named(project, fake, tmp_path):
@@ -496,3 +503,15 @@ def test_ci_files_validate_against_their_systems_schemas(schema, path):
     proc = subprocess.run([sys.executable, "-m", "check_jsonschema", "--builtin-schema", schema,
                            str(ROOT / path)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_previous_may_be_a_download_holding_the_nightly(project, fake, tmp_path):
+    # CI artifact downloads nest the results a level or two deeper.
+    write_matrix(project, SMALL.replace("[default, debug]", "[default]")
+                 .replace("[guest, kunit]", "[guest]"))
+    _, before = nightly.run_matrix(opts(project, tmp_path, results_root=tmp_path / "dl" / "x"))
+    fake.outcomes[("vanilla", "smoke")] = [{"case": Status.SKIP}]
+    _, after = nightly.run_matrix(opts(project, tmp_path, previous=tmp_path / "dl"))
+    changes = json.loads((after / "changes.json").read_text())
+    assert changes["newly_skipped"] == ["default-vanilla-guest: guest/smoke/case: PASS -> SKIP"]
+    assert f"## Changes since {before}" in (after / "summary.md").read_text()

@@ -100,3 +100,24 @@ def test_write_exit_codes(tmp_path):
     rec = RunRecord(tmp_path / "r", "t")
     assert write(rec, _outcome("done", splat), ["smoke"], "series", exp) == EXIT_TEST_FAILURE
     assert rec.data["splats"][0]["kind"] == "warning"
+
+
+def test_captured_series_console_is_judged_as_it_was(tmp_path):
+    """A real console log of the series kernel (all guest tests, KUnit at boot)."""
+    from conftest import FIXTURES, ROOT
+
+    lines = (FIXTURES / "console-series-all-6.12.117.log").read_text().splitlines()
+    lines = [ln for ln in lines if not ln.startswith("# qemu")]
+    tests = ["file_charge", "file_stress", "smoke", "test_kmem", "test_memcontrol"]
+    rec = RunRecord(tmp_path, "t")
+    code = write(rec, _outcome("done", lines), tests, "series",
+                 ROOT / "guest-tests" / "expectations.yaml")
+    assert code == EXIT_OK, (rec.dir / "summary.txt").read_text()
+    names = {t["name"]: t["status"] for t in rec.data["tests"]}
+    assert any(n.startswith("kunit/page_counter/") for n in names), names
+    assert names["guest/file_charge/over_limit.open_fails_with_enomem"] == "PASS"
+    # The same log judged as if it came from vanilla: the declared vanilla
+    # failures did not happen, so the run fails.
+    rec = RunRecord(tmp_path, "v")
+    assert write(rec, _outcome("done", lines), tests, "vanilla",
+                 ROOT / "guest-tests" / "expectations.yaml") == EXIT_TEST_FAILURE
