@@ -157,6 +157,10 @@ def _parse_result(text: str) -> _Result | None:
         word = dm.group(1).upper()
         status = _DIRECTIVE_STATUS["SKIP" if word.startswith("SKIP") else word]
         reason = dm.group(2).strip()
+    # kselftest.h's ksft_test_result_skip() prints "ok 10 # SKIP <name>":
+    # the only name the test has is in the directive.
+    if not name and status == Status.SKIP and reason and " " not in reason:
+        name = reason
     return _Result(ok, number, name, directive, reason, status)
 
 
