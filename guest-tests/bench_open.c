@@ -14,7 +14,8 @@
  *   # bench: op=<op> cgroup=<root|memcg|memcg_near_limit> iters=<n> ns_per_op=<f> round=<r>
  *
  * Iterations: argv[1], else $BENCH_ITERS (the kernel passes unknown
- * `NAME=value` boot parameters to init's environment), else 20000.
+ * `NAME=value` boot parameters to init's environment), else 20000; more
+ * when the clock is coarse (see min_span_ns).
  * Rounds (every case again, same boot): $BENCH_ROUNDS, else 1.
  * Output: TAP version 13, one test per case and round.
  */
@@ -118,21 +119,46 @@ static long now_ns(void)
 	return ts.tv_sec * 1000000000L + ts.tv_nsec;
 }
 
-/* Runs @op @iters times after a warm-up; returns ns per op or -1. */
-static double measure(const struct op *op, long iters)
+/*
+ * Without icount, a guest without HPET/ACPI may only have the jiffies
+ * clocksource (4 ms steps). A measurement then has to span min_span_ns, 250
+ * clock steps (<= 0.4 % quantization); with a fine clock it is 0.
+ */
+static long min_span_ns;
+#define MAX_ITERS 20000000L
+
+static void init_clock(void)
 {
-	long i, warm = iters / 10 > 100 ? iters / 10 : 100, t0, t1;
+	struct timespec res;
+
+	clock_getres(CLOCK_MONOTONIC, &res);
+	ksft_print_msg("bench_open: clock resolution %ld ns\n", res.tv_nsec);
+	if (res.tv_sec || res.tv_nsec > 1000)
+		min_span_ns = 250 * (res.tv_sec * 1000000000L + res.tv_nsec);
+}
+
+/*
+ * Runs @op *@iters times after a warm-up; returns ns per op or -1. A coarse
+ * clock raises *@iters until the loop spans min_span_ns.
+ */
+static double measure(const struct op *op, long *iters)
+{
+	long i, warm = *iters / 10 > 100 ? *iters / 10 : 100, t0, t1;
 
 	/* Warm-up: dentries, slabs, per-CPU memcg stocks, TLB. */
 	for (i = 0; i < warm; i++)
 		if (op->fn())
 			return -1;
-	t0 = now_ns();
-	for (i = 0; i < iters; i++)
-		if (op->fn())
-			return -1;
-	t1 = now_ns();
-	return (double)(t1 - t0) / iters;
+	for (;;) {
+		t0 = now_ns();
+		for (i = 0; i < *iters; i++)
+			if (op->fn())
+				return -1;
+		t1 = now_ns();
+		if (t1 - t0 >= min_span_ns || *iters * 4 > MAX_ITERS)
+			return (double)(t1 - t0) / *iters;
+		*iters *= 4;
+	}
 }
 
 static void run_case(const struct op *op, const char *cg, long iters, int round,
@@ -145,7 +171,7 @@ static void run_case(const struct op *op, const char *cg, long iters, int round,
 		ksft_test_result_skip("%s.%s: %s\n", op->name, cg, skip);
 		return;
 	}
-	ns = measure(op, iters);
+	ns = measure(op, &iters);
 	if (ns < 0) {
 		ksft_test_result_fail("%s.%s: %s\n", op->name, cg, strerror(errno));
 		return;
@@ -244,6 +270,7 @@ int main(int argc, char **argv)
 
 	ksft_set_plan(count_cases() * rounds);
 	ksft_print_msg("bench_open: iters=%ld rounds=%d\n", iters, rounds);
+	init_clock();
 	for (int r = 1; r <= rounds; r++) {
 		void *fill = NULL;
 

@@ -295,9 +295,10 @@ def run_bisect(req: run.Request, breq: BisectRequest, rec: RunRecord) -> int:
         patches = {c: p.name for c, p in zip(commits, series.patches, strict=False)}
         good = _resolve(repo, breq.good, src.base, head)
         bad = _resolve(repo, breq.bad, src.base, head)
-        steps_dir = rec.path("steps")
+        # Absolute: the step runs in the tree (git bisect run's working directory).
+        steps_dir = rec.path("steps").resolve()
         steps_dir.mkdir()
-        state = rec.path("bisect-step.pickle")
+        state = rec.path("bisect-step.pickle").resolve()
         sreq = run.Request(profile=req.profile, jobs=req.jobs, results_root=steps_dir,
                            at_head=STEP_LABEL)
         state.write_bytes(pickle.dumps(StepState(sreq, jd, steps_dir, printer.verbose)))

@@ -19,6 +19,7 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +76,8 @@ def default_run_id() -> str:
 
 
 def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S%z").replace("+0000", "+00:00")
+    # RFC 3339, as KCIDB's date-time fields want it.
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _new_dir(root: Path, label: str) -> Path:
