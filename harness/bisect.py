@@ -218,6 +218,7 @@ def drive(repo: Path, good: str, bad: str, cmd: list[str], env: dict[str, str],
                         log.flush()
                         print(line, end="", flush=True)
                     rc = proc.wait()
+                    print(flush=True)  # git's last line has no newline
                 except BaseException:
                     _stop(proc)
                     raise

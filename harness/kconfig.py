@@ -78,11 +78,30 @@ def _run(cmd: list[str], cwd: Path, log) -> None:
                            f"see {log.name}")
 
 
-def configure(tree: Path, build_dir: Path, fragments: list[Path], log) -> None:
-    """Write BUILD_DIR/.config; leave it untouched when nothing changed."""
+def config_key(tree: Path, fragments: list[Path]) -> str:
+    """What the resulting .config depends on: the fragments and every Kconfig
+    file of the checked-out tree (by blob id, from git's index: fast)."""
+    h = hashlib.sha256(fragments_digest(fragments).encode())
+    proc = subprocess.run(["git", "-C", str(tree), "ls-files", "-s", "--", "*Kconfig*"],
+                          capture_output=True, text=True)
+    h.update(proc.stdout.encode() if proc.returncode == 0 else os.urandom(8))
+    return h.hexdigest()
+
+
+def configure(tree: Path, build_dir: Path, fragments: list[Path], log) -> bool:
+    """Write BUILD_DIR/.config; return False when it was already up to date.
+
+    Generating a config costs ~20 s (tinyconfig, merge, olddefconfig): more
+    than an incremental make. Skip it when neither the fragments nor any
+    Kconfig file changed since the last time.
+    """
     for f in fragments:
         if not f.is_file():
             raise ConfigError(f"config fragment not found: {f}")
+    key = config_key(tree, fragments)
+    stamp = build_dir / ".harness-config-key"
+    if (build_dir / ".config").exists() and stamp.exists() and stamp.read_text() == key:
+        return False
     scratch = build_dir / ".harness-kconfig"
     scratch.mkdir(parents=True, exist_ok=True)
     make = ["make", "-s", f"ARCH={ARCH}", f"O={scratch}"]
@@ -108,3 +127,5 @@ def configure(tree: Path, build_dir: Path, fragments: list[Path], log) -> None:
     dot = build_dir / ".config"
     if not dot.exists() or dot.read_bytes() != new:
         shutil.copyfile(scratch / ".config", dot)
+    stamp.write_text(key)
+    return True

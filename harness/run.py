@@ -105,7 +105,8 @@ def build_kernel(req: Request, rec: RunRecord) -> KernelImage:
         with t.measure("config", "Configuring (tinyconfig + fragments) ..."):
             with open(log_path, "a") as log:
                 try:
-                    configure(src.repo, bdir, frags, log)
+                    if not configure(src.repo, bdir, frags, log):
+                        printer.info("fragments and Kconfig files unchanged: config reused")
                 except HarnessError as e:
                     rec.stage("config", "fail", t.seconds["config"], error=str(e))
                     raise

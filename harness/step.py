@@ -169,9 +169,12 @@ def boot_and_judge(req: run.Request, img: run.KernelImage, rec: RunRecord, jd: J
                        echo=printer.verbose)
     finally:
         secs = time.monotonic() - t0
-        start = outcome.guest_start if outcome and outcome.guest_start is not None else secs
-        times.boot += start
-        times.tests += secs - start
+        # Tests: from the guest starting them to the end of that QEMU run; boot:
+        # the rest, a failed KVM probe included.
+        tests_secs = (outcome.seconds - outcome.guest_start
+                      if outcome and outcome.guest_start is not None else 0.0)
+        times.boot += secs - tests_secs
+        times.tests += tests_secs
         if outcome is None:
             rec.stage("boot", "interrupted", secs)
     rec.stage("boot", outcome.end, secs, accel=outcome.accel, guest_start=outcome.guest_start)
