@@ -33,6 +33,17 @@
 #define CGROUP_ROOT "/sys/fs/cgroup"
 
 /*
+ * kselftest_harness.h kills a test after 30 s. Under QEMU TCG with KASAN and
+ * lockdep (the debug profile) a test runs 10-20 times slower than that was
+ * meant for; the guest init's per-program timeout (harness.per_test) is
+ * what guards against hangs here. Every test is declared after this.
+ */
+#ifdef TEST_TIMEOUT_DEFAULT
+#undef TEST_TIMEOUT_DEFAULT
+#define TEST_TIMEOUT_DEFAULT 900
+#endif
+
+/*
  * memory.stat is flushed from per-CPU counters lazily (only once enough
  * updates piled up, or every 2 s); reading cpu.stat of a non-root cgroup
  * flushes that cgroup's whole rstat subtree, memcg included, so a following
@@ -49,7 +60,7 @@ static inline long stat_slack(void)
 }
 
 /* How long charges freed from RCU callbacks or workqueues may take. */
-#define SETTLE_TIMEOUT_MS 5000
+#define SETTLE_TIMEOUT_MS 15000
 
 static inline long slab_unreclaimable(const char *cg)
 {
@@ -196,7 +207,8 @@ static inline long now_ms(void)
 /* --- workers --------------------------------------------------------- */
 
 #define WORKER_VALS 16
-#define WORKER_STEP_TIMEOUT_MS 20000
+/* Generous: a step of 10000 opens takes minutes under KASAN + TCG. */
+#define WORKER_STEP_TIMEOUT_MS 600000
 
 struct worker_shm {
 	volatile int go;	/* test process: next step to run */

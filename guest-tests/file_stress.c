@@ -234,7 +234,7 @@ static void stress_worker(struct worker *w)
 /* Do not start a worker in the last bit of the run. */
 #define RESPAWN_CUTOFF_MS	200
 
-TEST_F_TIMEOUT(stress, no_charge_leaks_under_pressure, 60)
+TEST_F_TIMEOUT(stress, no_charge_leaks_under_pressure, 900)
 {
 	struct stress_arg args[NR_WORKERS];
 	struct worker w[NR_WORKERS];
