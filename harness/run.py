@@ -83,7 +83,7 @@ def build_kernel(req: Request, rec: RunRecord) -> KernelImage:
     rec.meta(kernel=req.kernel, source=src.description, base=src.base, base_version=src.version,
              series_file=str(series.path or ""), series_hash=series.digest() if series.patches
              else "", patches=[p.name for p in series.patches])
-    rec.stage("source", "pass", t.seconds["source"])
+    rec.stage("source", "pass", t.seconds.get("source", 0.0))
     lock = (nullcontext() if req.tree_locked
             else locked(tree_lock_path(req), "the kernel tree and build directory"))
     with lock:
@@ -95,7 +95,7 @@ def build_kernel(req: Request, rec: RunRecord) -> KernelImage:
                 try:
                     head = apply_series(src.repo, src.base, series)
                 except HarnessError as e:
-                    rec.stage("series", "fail", t.seconds["series"], error=str(e))
+                    rec.stage("series", "fail", t.seconds.get("series", 0.0), error=str(e))
                     raise
         subjects = commit_subjects(src.repo, src.base, head)
         rec.meta(head=head, commits=subjects)
@@ -108,10 +108,11 @@ def build_kernel(req: Request, rec: RunRecord) -> KernelImage:
                     if not configure(src.repo, bdir, frags, log):
                         printer.info("fragments and Kconfig files unchanged: config reused")
                 except HarnessError as e:
-                    rec.stage("config", "fail", t.seconds["config"], error=str(e))
+                    rec.stage("config", "fail", t.seconds.get("config", 0.0), error=str(e))
                     raise
         shutil.copyfile(bdir / ".config", rec.path("kernel.config"))
-        rec.stage("config", "pass", t.seconds["config"], fragments=[str(f) for f in frags])
+        rec.stage("config", "pass", t.seconds.get("config", 0.0),
+                  fragments=[str(f) for f in frags])
         printer.stage(f"Building {req.kernel} kernel in {bdir} ...")
         try:
             res = build(src.repo, bdir, req.jobs, log_path, req.profile.timeouts.build)
@@ -155,7 +156,7 @@ def prepare_rootfs(req: Request, img: KernelImage, rec: RunRecord) -> Path:
     with t.measure("rootfs", "Preparing the initramfs ..."):
         rootfs = build_rootfs(Path(img.info["tree"]), project_path(req.profile.guest_tests),
                               cache_dir(), rec.path("rootfs.log"))
-    rec.stage("rootfs", "pass", t.seconds["rootfs"], path=str(rootfs))
+    rec.stage("rootfs", "pass", t.seconds.get("rootfs", 0.0), path=str(rootfs))
     return rootfs
 
 
