@@ -96,7 +96,7 @@ def write(rec: RunRecord, outcome: BootOutcome, tests: list[str], kernel: str,
     kunit_failed = [leaf for leaf in _leaves(kunit_root)
                     if leaf is not kunit_root and leaf.status in _FAILED]
     root = TestResult(name="", status=Status.PASS, number=None, directive="", reason="",
-                      children=[kunit_root, guest], log=[], expected_count=None)
+                      children=[kunit_root, guest] if kunit_root.children else [guest], log=[], expected_count=None)
 
     if outcome.end == "done" and not splats and not mismatches and not kunit_failed:
         code = EXIT_OK
