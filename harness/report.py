@@ -95,8 +95,8 @@ def write(rec: RunRecord, outcome: BootOutcome, tests: list[str], kernel: str,
                             children=[s for doc in kunit.children for s in doc.children])
     kunit_failed = [leaf for leaf in _leaves(kunit_root)
                     if leaf is not kunit_root and leaf.status in _FAILED]
-    root = TestResult(name="", status=Status.PASS, number=None, directive="", reason="",
-                      children=[kunit_root, guest] if kunit_root.children else [guest], log=[], expected_count=None)
+    tops = [kunit_root, guest] if kunit_root.children else [guest]
+    root = TestResult(name="", status=Status.PASS, children=tops)
 
     if outcome.end == "done" and not splats and not mismatches and not kunit_failed:
         code = EXIT_OK
