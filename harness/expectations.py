@@ -9,10 +9,9 @@ direction: a test expected to fail on vanilla that passes is news too.
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from harness.errors import ConfigError
 from harness.ktap import Status
+from harness.profile import yaml_mapping
 
 KERNELS = ("vanilla", "series")
 OUTCOMES = ("pass", "fail", "skip")
@@ -32,12 +31,7 @@ Table = dict[str, dict[str, Expectation]]
 
 
 def parse(text: str, filename: str) -> Table:
-    try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{filename}: invalid YAML: {e}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{filename}: expected a mapping of programs")
+    data = yaml_mapping(text, filename)
     table: Table = {}
     for prog, tests in data.items():
         if not isinstance(tests, dict):

@@ -15,11 +15,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from harness.errors import ConfigError
 from harness.expectations import KERNELS
-from harness.profile import resolve_profile
+from harness.profile import resolve_profile, yaml_mapping
 
 AXES = ("profile", "kernel", "suite")
 # bench compares both kernels within one run: its kernel axis collapses to this.
@@ -160,12 +158,7 @@ def _suite(name: str, spec: Any, where: str) -> Suite:
 
 
 def parse_matrix(text: str, filename: str) -> Matrix:
-    try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{filename}: invalid YAML: {e}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{filename}: expected a mapping at the top level")
+    data = yaml_mapping(text, filename)
     for key in data:
         if key not in ("axes", "suites", "exclude", "retries", "profiles"):
             raise ConfigError(f"{filename}.{key}: unknown key (known: axes, exclude, profiles, "

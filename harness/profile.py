@@ -111,15 +111,21 @@ def _build(cls: Any, data: dict[str, Any], where: str) -> Any:
     return cls(**kwargs)
 
 
-def parse_profile(text: str, filename: str) -> Profile:
+def yaml_mapping(text: str, filename: str) -> dict[str, Any]:
+    """Parse a YAML file whose top level must be a mapping (empty is {})."""
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         raise ConfigError(f"{filename}: invalid YAML: {e}") from None
     if data is None:
-        data = {}
+        return {}
     if not isinstance(data, dict):
         raise ConfigError(f"{filename}: expected a mapping at the top level")
+    return data
+
+
+def parse_profile(text: str, filename: str) -> Profile:
+    data = yaml_mapping(text, filename)
     if "series" in data and data["series"] in (None, False):
         data["series"] = ""
     return _build(Profile, data, filename)
