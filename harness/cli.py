@@ -84,14 +84,15 @@ def profile_from_args(args: argparse.Namespace) -> Profile:
 
 def request_from_args(args: argparse.Namespace, interactive: bool = False) -> run.Request:
     prof = profile_from_args(args)
-    return run.Request(profile=prof, no_series=args.no_series, jobs=args.jobs,
+    return run.Request(profile=prof, profile_name=args.profile, no_series=args.no_series,
+                       jobs=args.jobs,
                        results_root=args.results_dir, interactive=interactive)
 
 
 def _start(req: run.Request, what: str) -> RunRecord:
     rec = RunRecord(req.results_root, f"{what}-{req.kernel}")
     printer.stage(f"Results: {rec.dir}")
-    rec.meta(command=sys.argv, profile=req.profile.__class__.__name__,
+    rec.meta(command=sys.argv, profile=req.profile_name,
              project=str(project_path(".")))
     return rec
 

@@ -36,7 +36,7 @@ def rootfs_key(tree: Path, guest_tests: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def _gen_init_cpio(tree: Path, cache: Path) -> Path:
+def gen_init_cpio_tool(tree: Path, cache: Path) -> Path:
     src = tree / "usr/gen_init_cpio.c"
     key = hashlib.sha256(src.read_bytes()).hexdigest()[:12]
     tool = cache / "tools" / f"gen_init_cpio-{key}"
@@ -121,7 +121,7 @@ def build_rootfs(tree: Path, guest_tests: Path, cache: Path, log_path: Path) -> 
         # gen_init_cpio reads the files at their final location.
         shutil.rmtree(out, ignore_errors=True)
         tmp.rename(out)
-        tool = _gen_init_cpio(tree, cache)
+        tool = gen_init_cpio_tool(tree, cache)
         with open(out / "initramfs.cpio.tmp", "wb") as f:
             proc = subprocess.run([str(tool), "-t", "0", str(out / "initramfs.list")], stdout=f,
                                   stderr=subprocess.PIPE, text=False)

@@ -28,6 +28,7 @@ from harness.source import prepare_source, source_key
 @dataclass
 class Request:
     profile: Profile
+    profile_name: str = "default"  # as given on the command line, for the record
     no_series: bool = False
     jobs: int = 2
     results_root: Path = Path("results")

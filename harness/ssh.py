@@ -45,7 +45,7 @@ from harness.boot import GUEST_DONE, GUEST_START, boot
 from harness.errors import EXIT_OK, ConfigError, HarnessError
 from harness.profile import cache_dir
 from harness.results import RunRecord
-from harness.rootfs import _gen_init_cpio
+from harness.rootfs import gen_init_cpio_tool
 
 LOOPBACK = "127.0.0.1"  # the only host address the forward may ever use
 GUEST_PORT = 22
@@ -211,7 +211,7 @@ def build_initrd(tree: Path, base_cpio: Path, keys: Keys, workdir: Path) -> Path
         raise _missing_dropbear()
     spec = workdir / "ssh-initramfs.list"
     spec.write_text(ssh_cpio_spec(keys, workdir, shared_libraries(DROPBEAR)))
-    tool = _gen_init_cpio(tree, cache_dir())
+    tool = gen_init_cpio_tool(tree, cache_dir())
     out = workdir / "initramfs-ssh.cpio"
     with open(out, "wb") as f:
         with open(base_cpio, "rb") as base:

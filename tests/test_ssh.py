@@ -164,7 +164,7 @@ def test_initrd_is_the_base_followed_by_the_ssh_cpio(tmp_path, monkeypatch):
     tool = tmp_path / "gen_init_cpio"
     tool.write_text("#!/bin/sh\ncat \"$3\"\n")
     tool.chmod(0o755)
-    monkeypatch.setattr(ssh, "_gen_init_cpio", lambda tree, cache: tool)
+    monkeypatch.setattr(ssh, "gen_init_cpio_tool", lambda tree, cache: tool)
     base = tmp_path / "base.cpio"
     base.write_bytes(b"BASE" * 100)
     keys = ssh.make_keys(tmp_path / "k")
