@@ -10,6 +10,7 @@ import re
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,6 +85,11 @@ def build(tree: Path, build_dir: Path, jobs: int, log_path: Path, timeout: int) 
                                     start_new_session=True)
         except OSError as e:
             raise InfraError(f"cannot run make: {e}") from None
+        # A watchdog, not a check per output line: a make that hangs silently
+        # must time out too. Killing the group ends the read loop below.
+        watchdog = threading.Timer(timeout, _kill_group, [proc])
+        watchdog.daemon = True
+        watchdog.start()
         try:
             assert proc.stdout
             for line in proc.stdout:
@@ -103,17 +109,17 @@ def build(tree: Path, build_dir: Path, jobs: int, log_path: Path, timeout: int) 
                     elif now - last_note > 30 and not printer.verbose:
                         printer.info(f"{objects} objects built, {now - t0:.0f}s")
                         last_note = now
-                if time.monotonic() - t0 > timeout:
-                    _kill_group(proc)
-                    raise BuildError(f"build timed out after {timeout}s; log: {log_path}")
             proc.wait()
         except BaseException:
             _kill_group(proc)
             raise
         finally:
+            watchdog.cancel()
             if tty and objects and not printer.verbose:
                 print()
     secs = time.monotonic() - t0
+    if secs >= timeout and proc.returncode != 0:
+        raise BuildError(f"build timed out after {timeout}s; log: {log_path}")
     if proc.returncode != 0:
         raise BuildError(f"kernel build failed (make exit {proc.returncode}); first errors:\n"
                          f"{first_errors(lines)}\n    full log: {log_path}")

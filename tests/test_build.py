@@ -1,0 +1,33 @@
+"""build.py with a real make on a tiny Makefile: timeouts and error reporting."""
+
+import time
+
+import pytest
+
+from harness import build
+from harness.errors import BuildError
+
+
+@pytest.fixture
+def tiny_make(monkeypatch, tmp_path):
+    monkeypatch.setattr(build, "make_command",
+                        lambda tree, bd, jobs, target="bzImage": ["make", "-C", str(tree), target])
+    return tmp_path
+
+
+def test_a_silent_hang_times_out(tiny_make):
+    (tiny_make / "Makefile").write_text("bzImage:\n\tsleep 60\n")
+    t0 = time.monotonic()
+    with pytest.raises(BuildError, match="timed out after 2s"):
+        build.build(tiny_make, tiny_make, 1, tiny_make / "log", timeout=2)
+    assert time.monotonic() - t0 < 30
+
+
+def test_failure_shows_the_first_compiler_error(tiny_make):
+    (tiny_make / "Makefile").write_text(
+        "bzImage:\n\t@echo '  CC      fs/a.o'\n"
+        "\t@echo \"fs/a.c:3:5: error: 'x' undeclared\"\n\t@false\n")
+    with pytest.raises(BuildError) as e:
+        build.build(tiny_make, tiny_make, 1, tiny_make / "log", timeout=60)
+    assert "fs/a.c:3:5: error: 'x' undeclared" in str(e.value)
+    assert "fs/a.c:3:5" in (tiny_make / "log").read_text()
