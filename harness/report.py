@@ -130,6 +130,10 @@ def summarize(root: TestResult, splats: list[splat.Splat], outcome: BootOutcome,
                 if leaf.status != Status.PASS:
                     out.append(f"      {_mark(leaf.status)} {leaf.name}"
                                + (f": {leaf.reason}" if leaf.reason else ""))
+                if leaf.status in _FAILED:
+                    out.extend(_log_tail(leaf, "          | "))
+            if not node.children and node.status in _FAILED:
+                out.extend(_log_tail(node, "      | "))
     for s in splats:
         out.append(f"  KERNEL SPLAT ({s.kind}) at console line {s.line_number + 1}: {s.title}")
         out.extend(f"      {line}" for line in s.lines[:40])
@@ -147,6 +151,16 @@ def summarize(root: TestResult, splats: list[splat.Splat], outcome: BootOutcome,
     tally = ", ".join(f"{v} {k.lower()}" for k, v in sorted(counts.items()))
     tail = f"Tests: {tally or 'none'}; {mismatches} unexpected; {len(splats)} kernel splats"
     return "\n".join([head, *out, tail])
+
+
+# Enough of a failed test's own output (its assertion messages, the values an
+# upstream selftest prints before "not ok") to see what broke without the log.
+LOG_TAIL = 12
+
+
+def _log_tail(node: TestResult, prefix: str) -> list[str]:
+    lines = [line.strip() for line in node.log if line.strip()]
+    return [f"{prefix}{line}" for line in lines[-LOG_TAIL:]]
 
 
 def _mark(status: Status) -> str:

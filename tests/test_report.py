@@ -121,3 +121,30 @@ def test_captured_series_console_is_judged_as_it_was(tmp_path):
     rec = RunRecord(tmp_path, "v")
     assert write(rec, _outcome("done", lines), tests, "vanilla",
                  ROOT / "guest-tests" / "expectations.yaml") == EXIT_TEST_FAILURE
+
+
+def test_unexpected_failure_shows_what_the_test_printed(tmp_path):
+    """The values an upstream selftest prints before "not ok" reach the summary."""
+    exp = tmp_path / "e.yaml"
+    exp.write_text("")
+    lines = ["[    0.1] Linux version", "harness: running 1 guest test programs",
+             "KTAP version 1", "1..1", "  # Subtest: test_kmem", "  1..1",
+             "  memory.current = 2097152", "  anon + file + kernel + sock = 1048576",
+             "  not ok 1 test_kmem_memcg_deletion", "not ok 1 test_kmem # exit code 1",
+             "harness: guest tests done"]
+    rec = RunRecord(tmp_path / "r", "t")
+    assert write(rec, _outcome("done", lines), ["test_kmem"], "series", exp) == EXIT_TEST_FAILURE
+    summary = (rec.dir / "summary.txt").read_text()
+    assert "| memory.current = 2097152" in summary
+    assert "| anon + file + kernel + sock = 1048576" in summary
+
+
+def test_declared_failure_output_is_not_repeated(tmp_path):
+    exp = tmp_path / "e.yaml"
+    exp.write_text("test_kmem:\n  t: {series: fail}\n")
+    lines = ["harness: running 1 guest test programs", "KTAP version 1", "1..1",
+             "  # Subtest: test_kmem", "  1..1", "  percpu 4092288", "  not ok 1 t",
+             "not ok 1 test_kmem # exit code 1", "harness: guest tests done"]
+    rec = RunRecord(tmp_path / "r", "t")
+    assert write(rec, _outcome("done", lines), ["test_kmem"], "series", exp) == EXIT_OK
+    assert "percpu 4092288" not in (rec.dir / "summary.txt").read_text()
