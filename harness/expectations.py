@@ -2,6 +2,9 @@
 
 guest-tests/expectations.yaml maps program -> test -> {vanilla, series},
 each one of pass | fail | skip; `_default` covers a program's other tests.
+An optional `flaky: <why>` marks a test that can fail by chance (an upstream
+selftest racing per-CPU caches): when only such tests disagree, the harness
+runs their programs once more and reports both runs.
 A result that disagrees with its declaration fails the run, in either
 direction: a test expected to fail on vanilla that passes is news too.
 """
@@ -22,6 +25,7 @@ DEFAULT = "_default"
 class Expectation:
     vanilla: str = "pass"
     series: str = "pass"
+    flaky: str = ""  # why it may fail by chance; "" = it may not
 
     def on(self, kernel: str) -> str:
         return getattr(self, kernel)
@@ -42,8 +46,12 @@ def parse(text: str, filename: str) -> Table:
             if not isinstance(exp, dict):
                 raise ConfigError(f"{where}: expected {{vanilla: ..., series: ...}}")
             for k, v in exp.items():
+                if k == "flaky":
+                    if not isinstance(v, str) or not v.strip():
+                        raise ConfigError(f"{where}.flaky: say why it is flaky (a string)")
+                    continue
                 if k not in KERNELS:
-                    raise ConfigError(f"{where}.{k}: unknown kernel (known: vanilla, series)")
+                    raise ConfigError(f"{where}.{k}: unknown key (known: vanilla, series, flaky)")
                 if v not in OUTCOMES:
                     raise ConfigError(f"{where}.{k}: {v!r} is not one of pass, fail, skip")
             table[str(prog)][str(test)] = Expectation(**exp)

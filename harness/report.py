@@ -2,9 +2,12 @@
 
 The console holds KUnit's KTAP (printed while the kernel boots) and then the
 guest init's KTAP. Each guest test is held against its declared expectation
-for this kernel; kernel splats fail the run whatever the tests said.
+for this kernel; kernel splats fail the run whatever the tests said. A test
+declared flaky (an upstream selftest racing per-CPU charge caches) that fails
+alone gets one more run in a fresh boot; the report says so either way.
 """
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness import expectations, ktap, splat
@@ -16,6 +19,44 @@ from harness.results import RunRecord
 from harness.results_json import to_json
 
 _FAILED = {Status.FAIL, Status.CRASHED, Status.TIMEOUT, Status.ERROR}
+
+
+@dataclass
+class Mismatch:
+    program: str
+    leaf: TestResult  # the program node itself for a program without subtests
+    flaky: str  # the declared reason it may fail by chance, or ""
+
+
+@dataclass
+class Verdict:
+    """One boot, judged: the tree the report shows and everything that fails it."""
+
+    outcome: BootOutcome
+    root: TestResult
+    splats: list[splat.Splat]
+    kunit_failed: list[TestResult]
+    mismatches: list[Mismatch]
+    guest_started: bool
+    # "prog/test" -> what happened on the first run of a test that was retried
+    retried: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def code(self) -> int:
+        if (self.outcome.end == "done" and not self.splats and not self.mismatches
+                and not self.kunit_failed):
+            return EXIT_OK
+        if not self.guest_started and not self.splats and self.outcome.end != "done":
+            return EXIT_INFRA  # never reached the tests: boot or QEMU trouble
+        return EXIT_TEST_FAILURE
+
+    def flaky_programs(self) -> list[str]:
+        """Programs worth one more run: the boot itself was clean and every
+        test that disagreed with its declaration is declared flaky."""
+        if (self.outcome.end != "done" or self.splats or self.kunit_failed
+                or not self.mismatches or not all(m.flaky for m in self.mismatches)):
+            return []
+        return sorted({m.program for m in self.mismatches})
 
 
 def split_console(lines: list[str]) -> tuple[list[str], list[str] | None]:
@@ -50,29 +91,43 @@ def _judge(node: TestResult, exp: expectations.Expectation, kernel: str) -> int:
 def judge_guest(doc: TestResult | None, tests: list[str], table: expectations.Table,
                 kernel: str) -> tuple[TestResult, int]:
     """One child per selected program; return (tree, number of mismatches)."""
+    root, mismatches = judge_programs(doc, tests, table, kernel)
+    return root, len(mismatches)
+
+
+def judge_programs(doc: TestResult | None, tests: list[str], table: expectations.Table,
+                   kernel: str) -> tuple[TestResult, list[Mismatch]]:
     by_name = {c.name: c for c in (doc.children if doc else [])}
     progs = []
-    mismatches = 0
+    mismatches: list[Mismatch] = []
     for prog in tests:
         node = by_name.get(prog) or _crashed(prog, "never reported (guest crashed or hung)")
         if node.children:
             for leaf in _leaves(node):
-                name = leaf.name
-                mismatches += _judge(leaf, expectations.lookup(table, prog, name), kernel)
+                exp = expectations.lookup(table, prog, leaf.name)
+                if _judge(leaf, exp, kernel):
+                    mismatches.append(Mismatch(prog, leaf, exp.flaky))
             if node.status == Status.TIMEOUT:
-                mismatches += 1
+                mismatches.append(Mismatch(prog, node, ""))
             else:
-                node.status = (Status.FAIL if any(x.status in _FAILED for x in _leaves(node))
-                               else Status.PASS)
+                _set_program_status(node)
         else:
-            mismatches += _judge(node, expectations.lookup(table, prog, expectations.DEFAULT),
-                                 kernel)
+            if _judge(node, expectations.lookup(table, prog, expectations.DEFAULT), kernel):
+                mismatches.append(Mismatch(prog, node, ""))
         progs.append(node)
     root = TestResult(name="guest", status=Status.PASS, number=None, directive="", reason="",
                       children=progs, log=[], expected_count=len(tests))
-    if any(p.status in _FAILED for p in progs):
-        root.status = Status.FAIL
+    _set_guest_status(root)
     return root, mismatches
+
+
+def _set_program_status(node: TestResult) -> None:
+    node.status = Status.FAIL if any(x.status in _FAILED for x in _leaves(node)) else Status.PASS
+
+
+def _set_guest_status(guest: TestResult) -> None:
+    guest.status = (Status.FAIL if any(p.status in _FAILED for p in guest.children)
+                    else Status.PASS)
 
 
 def _leaves(node: TestResult) -> list[TestResult]:
@@ -81,36 +136,88 @@ def _leaves(node: TestResult) -> list[TestResult]:
     return [x for c in node.children for x in _leaves(c)]
 
 
-def write(rec: RunRecord, outcome: BootOutcome, tests: list[str], kernel: str,
-          expectations_path: Path) -> int:
+def judge(outcome: BootOutcome, tests: list[str], kernel: str,
+          table: expectations.Table) -> Verdict:
     boot_part, guest_part = split_console(outcome.lines)
     kunit = ktap.parse(boot_part)
     guest_docs = [d for d in (ktap.parse(guest_part).children if guest_part is not None else [])
                   if d.name == "guest"]
-    table = expectations.load(expectations_path)
-    guest, mismatches = judge_guest(guest_docs[0] if guest_docs else None, tests, table, kernel)
-    splats = splat.find_splats(outcome.lines)
-
+    guest, mismatches = judge_programs(guest_docs[0] if guest_docs else None, tests, table,
+                                       kernel)
     kunit_root = TestResult(name="kunit", status=Status.PASS,
                             children=[s for doc in kunit.children for s in doc.children])
     kunit_failed = [leaf for leaf in _leaves(kunit_root)
                     if leaf is not kunit_root and leaf.status in _FAILED]
     tops = [kunit_root, guest] if kunit_root.children else [guest]
-    root = TestResult(name="", status=Status.PASS, children=tops)
+    return Verdict(outcome=outcome, root=TestResult(name="", status=Status.PASS, children=tops),
+                   splats=splat.find_splats(outcome.lines), kunit_failed=kunit_failed,
+                   mismatches=mismatches, guest_started=guest_part is not None)
 
-    if outcome.end == "done" and not splats and not mismatches and not kunit_failed:
-        code = EXIT_OK
-    elif guest_part is None and not splats and outcome.end != "done":
-        code = EXIT_INFRA  # never reached the tests: boot or QEMU trouble
-    else:
-        code = EXIT_TEST_FAILURE
 
+def absorb_retry(first: Verdict, retry: Verdict) -> None:
+    """Fold a retry of the flaky programs into the first verdict.
+
+    A flaky test that matches its declaration on the retry takes the retry's
+    status and keeps a note of its first failure; one that fails again stays
+    failed. Anything the retry boot did wrong (a splat, a hang, another test
+    failing) counts against the run like on the first boot.
+    """
+    guest = next(t for t in retry.root.children if t.name == "guest")
+    redo = {(m.program, m.leaf.name) for m in retry.mismatches}
+    still = []
+    for m in first.mismatches:
+        again = _find(guest, m.program, m.leaf.name)
+        if again is None or (m.program, m.leaf.name) in redo:
+            still.append(m)
+            continue
+        first.retried[f"{m.program}/{m.leaf.name}"] = m.leaf.reason
+        m.leaf.status, m.leaf.directive = again.status, again.directive
+        m.leaf.reason = (f"flaky: first run {m.leaf.reason}; "
+                         f"{expectations.outcome_of(again.status)} on the retry "
+                         f"(declared flaky: {m.flaky})")
+        m.leaf.log = [*m.leaf.log, "--- retry ---", *again.log]
+    retried_progs = {p.name for p in guest.children}
+    first.mismatches = still + [m for m in retry.mismatches
+                                if (m.program, m.leaf.name) not in
+                                {(x.program, x.leaf.name) for x in first.mismatches}]
+    first.splats += retry.splats
+    first.kunit_failed += retry.kunit_failed
+    if retry.outcome.end != "done":
+        first.outcome.end = retry.outcome.end
+    top = next(t for t in first.root.children if t.name == "guest")
+    for prog in top.children:
+        if prog.name in retried_progs and prog.children:
+            _set_program_status(prog)
+    _set_guest_status(top)
+
+
+def _find(guest: TestResult, program: str, name: str) -> TestResult | None:
+    prog = next((p for p in guest.children if p.name == program), None)
+    if prog is None:
+        return None
+    if prog.name == name and not prog.children:
+        return prog
+    return next((leaf for leaf in _leaves(prog) if leaf.name == name), None)
+
+
+def write(rec: RunRecord, outcome: BootOutcome, tests: list[str], kernel: str,
+          expectations_path: Path) -> int:
+    verdict = judge(outcome, tests, kernel, expectations.load(expectations_path))
+    return emit(rec, verdict, kernel)
+
+
+def emit(rec: RunRecord, verdict: Verdict, kernel: str) -> int:
+    """Write junit.xml, summary.txt and results.json; print the summary."""
+    code = verdict.code
+    outcome, root, splats = verdict.outcome, verdict.root, verdict.splats
     metadata = dict(rec.data.get("metadata", {}), kernel=kernel, boot_end=outcome.end)
     data = to_json(root, splats, metadata)
     rec.data.update(tests=data.get("tests", []), counts=data.get("counts", {}),
-                    splats=data.get("splats", []), mismatches=mismatches)
+                    splats=data.get("splats", []), mismatches=len(verdict.mismatches),
+                    flaky=sorted(verdict.retried))
     rec.path("junit.xml").write_text(to_junit(root, f"harness.{kernel}", splats))
-    summary = summarize(root, splats, outcome, kernel, mismatches, code)
+    summary = summarize(root, splats, outcome, kernel, len(verdict.mismatches), code,
+                        flaky=len(verdict.retried))
     rec.path("summary.txt").write_text(summary + "\n")
     print(summary, flush=True)
     status = "pass" if code == EXIT_OK else ("error" if code == EXIT_INFRA else "fail")
@@ -119,7 +226,7 @@ def write(rec: RunRecord, outcome: BootOutcome, tests: list[str], kernel: str,
 
 
 def summarize(root: TestResult, splats: list[splat.Splat], outcome: BootOutcome, kernel: str,
-              mismatches: int, code: int) -> str:
+              mismatches: int, code: int, flaky: int = 0) -> str:
     out = []
     for top in root.children:
         for node in top.children:
@@ -127,10 +234,12 @@ def summarize(root: TestResult, splats: list[splat.Splat], outcome: BootOutcome,
             for leaf in _leaves(node):
                 if leaf is node:
                     continue
-                if leaf.status != Status.PASS:
-                    out.append(f"      {_mark(leaf.status)} {leaf.name}"
+                flaky_leaf = leaf.reason.startswith("flaky: ")
+                if leaf.status != Status.PASS or flaky_leaf:
+                    mark = "[FLAKY]" if flaky_leaf else _mark(leaf.status)
+                    out.append(f"      {mark} {leaf.name}"
                                + (f": {leaf.reason}" if leaf.reason else ""))
-                if leaf.status in _FAILED:
+                if leaf.status in _FAILED or flaky_leaf:
                     out.extend(_log_tail(leaf, "          | "))
             if not node.children and node.status in _FAILED:
                 out.extend(_log_tail(node, "      | "))
@@ -150,6 +259,8 @@ def summarize(root: TestResult, splats: list[splat.Splat], outcome: BootOutcome,
             f"{outcome.seconds:.1f}s ({times.rstrip(', ')})")
     tally = ", ".join(f"{v} {k.lower()}" for k, v in sorted(counts.items()))
     tail = f"Tests: {tally or 'none'}; {mismatches} unexpected; {len(splats)} kernel splats"
+    if flaky:
+        tail += f"; {flaky} flaky (failed once, then as declared on a retry)"
     return "\n".join([head, *out, tail])
 
 

@@ -28,7 +28,8 @@ def test_matches(status, want, ok):
 
 
 @pytest.mark.parametrize("text, needle", [
-    ("p: {t: {vanila: pass}}", "e.yaml: p.t.vanila: unknown kernel"),
+    ("p: {t: {vanila: pass}}", "e.yaml: p.t.vanila: unknown key"),
+    ("p: {t: {flaky: 3}}", "e.yaml: p.t.flaky: say why"),
     ("p: {t: {series: passes}}", "e.yaml: p.t.series: 'passes' is not one of"),
     ("p: [a]", "e.yaml: p: expected a mapping"),
 ])

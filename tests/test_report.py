@@ -148,3 +148,68 @@ def test_declared_failure_output_is_not_repeated(tmp_path):
     rec = RunRecord(tmp_path / "r", "t")
     assert write(rec, _outcome("done", lines), ["test_kmem"], "series", exp) == EXIT_OK
     assert "percpu 4092288" not in (rec.dir / "summary.txt").read_text()
+
+
+FLAKY_TABLE = """
+test_kmem:
+  test_kmem_memcg_deletion: {vanilla: pass, series: pass, flaky: per-CPU stocks}
+"""
+
+
+def _kmem_lines(deletion_ok: bool, basic_ok: bool = True) -> list[str]:
+    return ["harness: running 1 guest test programs", "KTAP version 1", "1..1",
+            "  # Subtest: test_kmem", "  1..2",
+            f"  {'ok' if basic_ok else 'not ok'} 1 test_kmem_basic",
+            *([] if deletion_ok else ["  memory.current = 2097152"]),
+            f"  {'ok' if deletion_ok else 'not ok'} 2 test_kmem_memcg_deletion",
+            f"{'ok' if deletion_ok and basic_ok else 'not ok'} 1 test_kmem",
+            "harness: guest tests done"]
+
+
+def _judged(lines, exp_text=FLAKY_TABLE):
+    from harness.report import judge
+    return judge(_outcome("done", lines), ["test_kmem"], "series",
+                 expectations.parse(exp_text, "e.yaml"))
+
+
+def test_only_flaky_failures_ask_for_a_retry():
+    assert _judged(_kmem_lines(False)).flaky_programs() == ["test_kmem"]
+    # Another failure next to it: nothing to retry, the run has failed anyway.
+    assert _judged(_kmem_lines(False, basic_ok=False)).flaky_programs() == []
+    # Not declared flaky: no retry.
+    assert _judged(_kmem_lines(False), "").flaky_programs() == []
+    assert _judged(_kmem_lines(True)).flaky_programs() == []
+
+
+def test_flaky_failure_that_passes_on_retry_passes_and_says_so(tmp_path):
+    from harness.report import absorb_retry, emit
+    first = _judged(_kmem_lines(False))
+    absorb_retry(first, _judged(_kmem_lines(True)))
+    assert first.code == EXIT_OK and not first.mismatches
+    rec = RunRecord(tmp_path / "r", "t")
+    assert emit(rec, first, "series") == EXIT_OK
+    summary = (rec.dir / "summary.txt").read_text()
+    assert "[FLAKY] test_kmem_memcg_deletion: flaky:" in summary
+    assert "| memory.current = 2097152" in summary  # the first run's numbers
+    assert "1 flaky" in summary
+    assert rec.data["flaky"] == ["test_kmem/test_kmem_memcg_deletion"]
+
+
+def test_flaky_failure_that_fails_again_fails():
+    from harness.report import absorb_retry
+    first = _judged(_kmem_lines(False))
+    absorb_retry(first, _judged(_kmem_lines(False)))
+    assert first.code == EXIT_TEST_FAILURE and len(first.mismatches) == 1
+
+
+def test_retry_that_breaks_something_else_fails():
+    from harness.report import absorb_retry
+    first = _judged(_kmem_lines(False))
+    absorb_retry(first, _judged(_kmem_lines(True, basic_ok=False)))
+    assert first.code == EXIT_TEST_FAILURE
+    assert [m.leaf.name for m in first.mismatches] == ["test_kmem_basic"]
+    # A splat during the retry boot fails the run too.
+    first = _judged(_kmem_lines(False))
+    warn = "[    2.0] WARNING: CPU: 0 PID: 1 at fs/file.c:10 fd_install+0x1/0x2"
+    absorb_retry(first, _judged([warn, *_kmem_lines(True)]))
+    assert first.code == EXIT_TEST_FAILURE and first.splats
