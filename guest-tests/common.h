@@ -87,6 +87,21 @@ static inline long memcg_event(const char *cg, const char *key_with_space)
  * Poll until slab_unreclaimable of @cg is within @slack of @target, or
  * SETTLE_TIMEOUT_MS passed. Returns the last reading.
  */
+/* Like slab_settle(), for a value that only has to come down to @limit. */
+static inline long slab_settle_below(const char *cg, long limit)
+{
+	long v = 0;
+	int ms;
+
+	for (ms = 0; ms <= SETTLE_TIMEOUT_MS; ms += 20) {
+		v = slab_unreclaimable(cg);
+		if (v >= 0 && v <= limit)
+			break;
+		usleep(20000);
+	}
+	return v;
+}
+
 static inline long slab_settle(const char *cg, long target, long slack)
 {
 	long v = 0;

@@ -306,9 +306,15 @@ TEST_F_TIMEOUT(stress, no_charge_leaks_under_pressure, 900)
 	close(shared[0]);
 	close(shared[1]);
 	ASSERT_EQ(0, remove_cgroup(self->child));
-	after = slab_settle(self->parent, base, slack);
+	/*
+	 * Only growth is a leak. The parent may also end up below its base:
+	 * the child memcg's own structures (vmstats, per-node lruvec stats)
+	 * were charged to the parent when the child was created and go away
+	 * with it: ~3 KiB, ~9 KiB under slab debugging.
+	 */
+	after = slab_settle_below(self->parent, base + slack);
 	ksft_print_msg("parent slab_unreclaimable: %ld -> %ld\n", base, after);
-	ASSERT_LE(labs(after - base), slack);
+	ASSERT_LE(after - base, slack);
 }
 
 TEST_HARNESS_MAIN
