@@ -213,3 +213,20 @@ def test_retry_that_breaks_something_else_fails():
     warn = "[    2.0] WARNING: CPU: 0 PID: 1 at fs/file.c:10 fd_install+0x1/0x2"
     absorb_retry(first, _judged([warn, *_kmem_lines(True)]))
     assert first.code == EXIT_TEST_FAILURE and first.splats
+
+
+def test_captured_debug_console_is_judged_clean(tmp_path):
+    """The debug profile's real console (KASAN, lockdep, kmemleak scan after the
+    tests, OOM reports from test_memcontrol): no splat, nothing unexpected."""
+    from conftest import FIXTURES, ROOT
+
+    lines = (FIXTURES / "console-debug-series-all-6.12.117.log").read_text().splitlines()
+    assert any("KernelAddressSanitizer initialized" in ln for ln in lines)
+    assert "harness: kmemleak scan" in lines
+    lines = [ln for ln in lines if not ln.startswith("# qemu")]
+    tests = ["file_charge", "file_stress", "smoke", "test_kmem", "test_memcontrol"]
+    rec = RunRecord(tmp_path, "d")
+    code = write(rec, _outcome("done", lines), tests, "series",
+                 ROOT / "guest-tests" / "expectations.yaml")
+    assert code == EXIT_OK, (rec.dir / "summary.txt").read_text()
+    assert rec.data["splats"] == [] and rec.data["mismatches"] == 0
