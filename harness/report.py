@@ -163,11 +163,12 @@ def absorb_retry(first: Verdict, retry: Verdict) -> None:
     failing) counts against the run like on the first boot.
     """
     guest = next(t for t in retry.root.children if t.name == "guest")
-    redo = {(m.program, m.leaf.name) for m in retry.mismatches}
+    failed_again = {_key(m) for m in retry.mismatches}
+    failed_first = {_key(m) for m in first.mismatches}
     still = []
     for m in first.mismatches:
         again = _find(guest, m.program, m.leaf.name)
-        if again is None or (m.program, m.leaf.name) in redo:
+        if again is None or _key(m) in failed_again:
             still.append(m)
             continue
         first.retried[f"{m.program}/{m.leaf.name}"] = m.leaf.reason
@@ -176,10 +177,9 @@ def absorb_retry(first: Verdict, retry: Verdict) -> None:
                          f"{expectations.outcome_of(again.status)} on the retry "
                          f"(declared flaky: {m.flaky})")
         m.leaf.log = [*m.leaf.log, "--- retry ---", *again.log]
+    # Tests that passed the first time but not on the retry fail the run too.
+    first.mismatches = still + [m for m in retry.mismatches if _key(m) not in failed_first]
     retried_progs = {p.name for p in guest.children}
-    first.mismatches = still + [m for m in retry.mismatches
-                                if (m.program, m.leaf.name) not in
-                                {(x.program, x.leaf.name) for x in first.mismatches}]
     first.splats += retry.splats
     first.kunit_failed += retry.kunit_failed
     if retry.outcome.end != "done":
@@ -189,6 +189,10 @@ def absorb_retry(first: Verdict, retry: Verdict) -> None:
         if prog.name in retried_progs and prog.children:
             _set_program_status(prog)
     _set_guest_status(top)
+
+
+def _key(m: Mismatch) -> tuple[str, str]:
+    return m.program, m.leaf.name
 
 
 def _find(guest: TestResult, program: str, name: str) -> TestResult | None:
