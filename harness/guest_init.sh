@@ -85,7 +85,8 @@ for t in $tests; do
 done
 # A kmemleak kernel (the debug profile): scan now rather than hope the
 # 10-minute auto-scan ran; suspected leaks reach the console as a splat.
-# The second pass catches objects the first saw referenced only transiently.
+# Two passes: kmemleak does not report an object whose contents changed
+# since the previous scan, so a first scan alone would excuse recent leaks.
 if [ -w /sys/kernel/debug/kmemleak ]; then
 	echo "harness: kmemleak scan"
 	echo scan > /sys/kernel/debug/kmemleak

@@ -207,8 +207,10 @@ def test_kernel(req: Request, img: KernelImage, rec: RunRecord) -> int:
 def _boot_tests(req: Request, img: KernelImage, rec: RunRecord, rootfs: Path, tests: list[str],
                 stage: str, console: str) -> BootOutcome:
     cmds, accels, why = qemu_commands(req, img, rootfs, tests, name=f"harness:{rec.dir.name}")
-    rec.meta(image=img.info, **{f"tests_{'selected' if stage == 'boot' else stage}": tests},
-             **({"qemu": {a: c for a, c in cmds.items()}} if stage == "boot" else {}))
+    if stage == "boot":
+        rec.meta(image=img.info, tests_selected=tests, qemu=dict(cmds))
+    else:
+        rec.meta(**{f"tests_{stage}": tests})
     printer.stage(f"Booting {img.info['release']} ({req.kernel}) with {'/'.join(accels)} "
                   f"({why}); running: {', '.join(tests)}")
     t0 = time.monotonic()
