@@ -19,6 +19,7 @@ EXPECTED_KINDS: dict[str, list[str]] = {
     "console-sysrq-panic-6.12.117.log": ["panic"],
     "console-vanilla-all-6.12.117.log": [],
     "console-series-all-6.12.117.log": [],
+    "console-debug-series-all-6.12.117.log": [],
     "bench_open_console.log": [],
     "kunit_boot.log": [],
     "guest_kselftest.log": [],
