@@ -59,8 +59,11 @@ def requires_kernel_tools() -> pytest.MarkDecorator:
 
 def interrupt_when(cmd: list[str], ready: str, timeout: int = 900) -> tuple[int, str]:
     """Start CMD, send SIGINT once READY appears in its output, return (rc, output)."""
+    # A shell without job control starts background jobs with SIGINT ignored,
+    # and the child would inherit that: give it the default a terminal has.
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+                            text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     out = []
     deadline = time.monotonic() + timeout
     assert proc.stdout
