@@ -180,6 +180,8 @@ def absorb_retry(first: Verdict, retry: Verdict) -> None:
     # Tests that passed the first time but not on the retry fail the run too.
     first.mismatches = still + [m for m in retry.mismatches if _key(m) not in failed_first]
     retried_progs = {p.name for p in guest.children}
+    for s in retry.splats:  # their line numbers are in the retry's console
+        s.title = f"{s.title} (in console-retry.log)"
     first.splats += retry.splats
     first.kunit_failed += retry.kunit_failed
     if retry.outcome.end != "done":

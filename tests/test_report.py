@@ -213,6 +213,7 @@ def test_retry_that_breaks_something_else_fails():
     warn = "[    2.0] WARNING: CPU: 0 PID: 1 at fs/file.c:10 fd_install+0x1/0x2"
     absorb_retry(first, _judged([warn, *_kmem_lines(True)]))
     assert first.code == EXIT_TEST_FAILURE and first.splats
+    assert first.splats[0].title.endswith("(in console-retry.log)")
 
 
 def test_captured_debug_console_is_judged_clean(tmp_path):
