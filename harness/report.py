@@ -38,8 +38,8 @@ class Verdict:
     kunit_failed: list[TestResult]
     mismatches: list[Mismatch]
     guest_started: bool
-    # "prog/test" -> what happened on the first run of a test that was retried
-    retried: dict[str, str] = field(default_factory=dict)
+    # "prog/test" of the flaky tests that failed first and matched on the retry
+    retried: list[str] = field(default_factory=list)
 
     @property
     def code(self) -> int:
@@ -171,7 +171,7 @@ def absorb_retry(first: Verdict, retry: Verdict) -> None:
         if again is None or _key(m) in failed_again:
             still.append(m)
             continue
-        first.retried[f"{m.program}/{m.leaf.name}"] = m.leaf.reason
+        first.retried.append(f"{m.program}/{m.leaf.name}")
         m.leaf.status, m.leaf.directive = again.status, again.directive
         m.leaf.reason = (f"flaky: first run {m.leaf.reason}; "
                          f"{expectations.outcome_of(again.status)} on the retry "
@@ -223,7 +223,7 @@ def emit(rec: RunRecord, verdict: Verdict, kernel: str) -> int:
                     flaky=sorted(verdict.retried))
     rec.path("junit.xml").write_text(to_junit(root, f"harness.{kernel}", splats))
     summary = summarize(root, splats, outcome, kernel, len(verdict.mismatches), code,
-                        flaky=len(verdict.retried))
+                        retried=verdict.retried)
     rec.path("summary.txt").write_text(summary + "\n")
     print(summary, flush=True)
     status = "pass" if code == EXIT_OK else ("error" if code == EXIT_INFRA else "fail")
@@ -232,7 +232,7 @@ def emit(rec: RunRecord, verdict: Verdict, kernel: str) -> int:
 
 
 def summarize(root: TestResult, splats: list[splat.Splat], outcome: BootOutcome, kernel: str,
-              mismatches: int, code: int, flaky: int = 0) -> str:
+              mismatches: int, code: int, retried: list[str] | None = None) -> str:
     out = []
     for top in root.children:
         for node in top.children:
@@ -240,7 +240,7 @@ def summarize(root: TestResult, splats: list[splat.Splat], outcome: BootOutcome,
             for leaf in _leaves(node):
                 if leaf is node:
                     continue
-                flaky_leaf = leaf.reason.startswith("flaky: ")
+                flaky_leaf = f"{node.name}/{leaf.name}" in (retried or [])
                 if leaf.status != Status.PASS or flaky_leaf:
                     mark = "[FLAKY]" if flaky_leaf else _mark(leaf.status)
                     out.append(f"      {mark} {leaf.name}"
@@ -265,8 +265,8 @@ def summarize(root: TestResult, splats: list[splat.Splat], outcome: BootOutcome,
             f"{outcome.seconds:.1f}s ({times.rstrip(', ')})")
     tally = ", ".join(f"{v} {k.lower()}" for k, v in sorted(counts.items()))
     tail = f"Tests: {tally or 'none'}; {mismatches} unexpected; {len(splats)} kernel splats"
-    if flaky:
-        tail += f"; {flaky} flaky (failed once, then as declared on a retry)"
+    if retried:
+        tail += f"; {len(retried)} flaky (failed once, then as declared on a retry)"
     return "\n".join([head, *out, tail])
 
 
