@@ -84,36 +84,33 @@ static inline long memcg_event(const char *cg, const char *key_with_space)
 }
 
 /*
- * Poll until slab_unreclaimable of @cg is within @slack of @target, or
- * SETTLE_TIMEOUT_MS passed. Returns the last reading.
+ * Poll until slab_unreclaimable of @cg is in [@lo, @hi], or SETTLE_TIMEOUT_MS
+ * passed. Returns the last reading.
  */
-/* Like slab_settle(), for a value that only has to come down to @limit. */
-static inline long slab_settle_below(const char *cg, long limit)
+static inline long slab_settle_between(const char *cg, long lo, long hi)
 {
 	long v = 0;
 	int ms;
 
 	for (ms = 0; ms <= SETTLE_TIMEOUT_MS; ms += 20) {
 		v = slab_unreclaimable(cg);
-		if (v >= 0 && v <= limit)
+		if (v >= 0 && v >= lo && v <= hi)
 			break;
 		usleep(20000);
 	}
 	return v;
 }
 
+/* Until within @slack of @target. */
 static inline long slab_settle(const char *cg, long target, long slack)
 {
-	long v = 0;
-	int ms;
+	return slab_settle_between(cg, target - slack, target + slack);
+}
 
-	for (ms = 0; ms <= SETTLE_TIMEOUT_MS; ms += 20) {
-		v = slab_unreclaimable(cg);
-		if (v >= 0 && labs(v - target) <= slack)
-			break;
-		usleep(20000);
-	}
-	return v;
+/* Until no more than @limit: for a figure that may also drop below. */
+static inline long slab_settle_below(const char *cg, long limit)
+{
+	return slab_settle_between(cg, 0, limit);
 }
 
 /*
