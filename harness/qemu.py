@@ -26,8 +26,13 @@ BASE_CMDLINE = ("panic=-1", "oops=panic", "softlockup_panic=1", "nmi_watchdog=pa
 
 
 def kernel_cmdline(arch: QemuArch, tests: list[str], per_test: int, extra: list[str],
-                   shell: bool = False) -> str:
+                   shell: bool = False, cpus: int | None = None) -> str:
     args = [f"console={arch.console},115200", *BASE_CMDLINE]
+    if cpus is not None:
+        # The CPUs asked of QEMU, for the smoke test to compare with what the
+        # guest brought up. Unknown NAME=value parameters reach init's
+        # environment (and stay readable in /proc/cmdline, for SSH runs).
+        args.append(f"HARNESS_CPUS={cpus}")
     if shell:
         args.append("harness.shell=1")
     else:
@@ -35,10 +40,22 @@ def kernel_cmdline(arch: QemuArch, tests: list[str], per_test: int, extra: list[
     return " ".join([*args, *extra])
 
 
+def accel_option(accel: str, cfg: QemuConfig) -> str:
+    """The -accel value: TCG runs one host thread per vCPU unless icount.
+
+    icount needs single-threaded TCG (QEMU refuses thread=multi with it), so
+    icount runs (harness bench) stay round-robin on one host thread.
+    """
+    if accel == "tcg" and cfg.smp > 1 and not cfg.icount:
+        return "tcg,thread=multi"
+    return accel
+
+
 def qemu_command(arch: QemuArch, cfg: QemuConfig, accel: str, kernel: Path, initrd: Path,
                  cmdline: str, interactive: bool = False, name: str = "harness") -> list[str]:
     # -name lets a user (and our tests) find the VM of a given run.
-    cmd = [arch.binary, "-name", name, "-M", cfg.machine, "-accel", accel, "-m", cfg.memory,
+    cmd = [arch.binary, "-name", name, "-M", cfg.machine, "-accel", accel_option(accel, cfg),
+           "-m", cfg.memory,
            "-smp", str(cfg.smp), "-kernel", str(kernel), "-initrd", str(initrd),
            "-append", cmdline, "-no-reboot", "-nodefaults", "-display", "none"]
     # No `-cpu host`: under nested virtualization it aborts QEMU ("failed to

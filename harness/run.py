@@ -179,7 +179,7 @@ def qemu_commands(req: Request, img: KernelImage, rootfs: Path, tests: list[str]
                           "--no-install-recommends qemu-system-x86")
     accels, why = choose_accel(prof.qemu.accel, cache_dir())
     cmdline = kernel_cmdline(X86_64, tests, prof.timeouts.per_test, prof.qemu.cmdline,
-                             shell=req.interactive)
+                             shell=req.interactive, cpus=prof.qemu.smp)
     cmds = {a: qemu_command(X86_64, prof.qemu, a, img.image, rootfs / "initramfs.cpio",
                             cmdline, interactive=req.interactive, name=name) for a in accels}
     return cmds, accels, why

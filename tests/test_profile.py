@@ -1,5 +1,8 @@
+from pathlib import Path
+
 import pytest
 
+from harness import qemu
 from harness.errors import ConfigError
 from harness.profile import Profile, parse_profile, project_dir
 
@@ -42,3 +45,16 @@ def test_bad_profiles_name_file_and_key(text, needle):
 def test_shipped_profiles_are_valid():
     for path in (project_dir() / "profiles").glob("*.yaml"):
         parse_profile(path.read_text(), str(path))
+
+
+@pytest.mark.parametrize("name", ["default", "debug"])
+def test_shipped_profiles_boot_two_cpus_with_multithreaded_tcg(name):
+    path = project_dir() / "profiles" / f"{name}.yaml"
+    prof = parse_profile(path.read_text(), str(path))
+    assert prof.qemu.smp == 2 and not prof.qemu.icount
+    line = qemu.kernel_cmdline(qemu.X86_64, ["smoke"], 60, prof.qemu.cmdline,
+                               cpus=prof.qemu.smp)
+    cmd = qemu.qemu_command(qemu.X86_64, prof.qemu, "tcg", Path("/k"), Path("/r"), line)
+    assert cmd[cmd.index("-smp") + 1] == "2"
+    assert cmd[cmd.index("-accel") + 1] == "tcg,thread=multi"
+    assert "HARNESS_CPUS=2" in cmd[cmd.index("-append") + 1].split()

@@ -36,6 +36,34 @@ def test_icount_only_with_tcg():
     assert cmd[cmd.index("-icount") + 1] == "shift=0,sleep=off"
 
 
+def test_smp_tcg_runs_one_host_thread_per_vcpu():
+    cmd = _cmd("tcg", smp=2)
+    assert cmd[cmd.index("-smp") + 1] == "2"
+    assert cmd[cmd.index("-accel") + 1] == "tcg,thread=multi"
+
+
+def test_smp_kvm_needs_no_tcg_threads():
+    cmd = _cmd("kvm", smp=4)
+    assert (cmd[cmd.index("-smp") + 1], cmd[cmd.index("-accel") + 1]) == ("4", "kvm")
+
+
+def test_one_cpu_tcg_is_plain():
+    assert _cmd("tcg", smp=1)[_cmd("tcg", smp=1).index("-accel") + 1] == "tcg"
+
+
+def test_icount_keeps_single_threaded_tcg():
+    # QEMU refuses icount with thread=multi; bench runs icount with -smp 1.
+    cmd = _cmd("tcg", smp=2, icount=True)
+    assert cmd[cmd.index("-accel") + 1] == "tcg"
+    assert cmd[cmd.index("-icount") + 1] == "shift=0,sleep=off"
+
+
+def test_requested_cpus_reach_the_guest():
+    line = qemu.kernel_cmdline(qemu.X86_64, ["smoke"], 60, [], cpus=2)
+    assert "HARNESS_CPUS=2" in line.split()
+    assert "HARNESS_CPUS" not in qemu.kernel_cmdline(qemu.X86_64, ["smoke"], 60, [])
+
+
 def test_extra_args_come_last():
     assert _cmd(extra_args=["-s", "-S"])[-2:] == ["-s", "-S"]
 
