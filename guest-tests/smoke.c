@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * Smoke test of the guest environment every other test relies on: cgroup2
- * at /sys/fs/cgroup with the memory controller, and a child memcg that takes
- * a process and a memory.max.
+ * at /sys/fs/cgroup with the memory controller, a child memcg that takes
+ * a process and a memory.max, and the CPUs QEMU was asked for.
  */
 #define _GNU_SOURCE
 #include <sys/statfs.h>
@@ -24,6 +24,65 @@ TEST(cgroup2_is_mounted_at_sys_fs_cgroup)
 	EXPECT_EQ(CGROUP2_SUPER_MAGIC, st.f_type);
 	ASSERT_EQ(0, cg_find_unified_root(root, sizeof(root), NULL));
 	EXPECT_STREQ(CGROUP_ROOT, root);
+}
+
+/*
+ * The harness puts HARNESS_CPUS=<-smp> on the kernel command line; the
+ * kernel hands unknown NAME=value parameters to init's environment. Over
+ * SSH the environment is dropbear's, so fall back to /proc/cmdline.
+ */
+static long requested_cpus(void)
+{
+	const char *env = getenv("HARNESS_CPUS");
+	char line[4096], *p;
+	FILE *f;
+
+	if (env)
+		return atol(env);
+	f = fopen("/proc/cmdline", "r");
+	if (!f)
+		return -1;
+	if (!fgets(line, sizeof(line), f))
+		line[0] = 0;
+	fclose(f);
+	for (p = strtok(line, " \n"); p; p = strtok(NULL, " \n"))
+		if (!strncmp(p, "HARNESS_CPUS=", 13))
+			return atol(p + 13);
+	return -1;
+}
+
+/* Count the CPUs in a cpulist such as "0-1,3". */
+static long cpulist_count(const char *list)
+{
+	long n = 0, a, b;
+	char *end;
+
+	while (*list && *list != '\n') {
+		a = strtol(list, &end, 10);
+		if (end == list)
+			return -1;
+		b = *end == '-' ? strtol(end + 1, &end, 10) : a;
+		n += b - a + 1;
+		list = *end == ',' ? end + 1 : end;
+	}
+	return n;
+}
+
+TEST(online_cpus_are_those_requested)
+{
+	long want = requested_cpus(), online = sysconf(_SC_NPROCESSORS_ONLN);
+	char list[256] = "";
+
+	ASSERT_LT(0, read_text("/sys/devices/system/cpu/online", list,
+			       sizeof(list)));
+	ksft_print_msg("cpus online: %ld (%s), requested: %ld\n", online,
+		       strtok(list, "\n"), want);
+	EXPECT_EQ(online, cpulist_count(list));
+	if (want <= 0)
+		SKIP(return, "no HARNESS_CPUS= on the kernel command line");
+	ASSERT_EQ(want, online)
+		TH_LOG("QEMU was asked for %ld CPUs (-smp), the guest brought up %ld",
+		       want, online);
 }
 
 TEST(memory_controller_is_available)
