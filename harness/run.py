@@ -5,6 +5,7 @@ Requests are plain dataclasses built by cli.py; nothing here touches argparse.
 
 import json
 import shutil
+import subprocess
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -72,6 +73,36 @@ def image_dir(req: Request) -> Path:
     return build_dir(req) / "images" / req.kernel
 
 
+def compiler_version() -> str:
+    try:
+        out = subprocess.run(["gcc", "--version"], capture_output=True, text=True).stdout
+    except OSError:
+        return ""
+    return out.partition("\n")[0]
+
+
+def reusable_image(req: Request, state: dict) -> KernelImage | None:
+    """The kept image of this kernel if it was built from exactly STATE.
+
+    One work tree and build directory serve vanilla and the series, so
+    switching between them recompiles everything their headers reach
+    (most of the kernel: the series touches fs.h, slab.h, memcontrol.h).
+    An image is a pure function of base, series, config fragments and
+    compiler; reusing it makes those switches free. Patchcheck and bisect
+    steps build whatever is checked out and never reuse.
+    """
+    if req.at_head:
+        return None
+    idir = image_dir(req)
+    try:
+        info = json.loads((idir / "image.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if info.get("state") != state or not (idir / "bzImage").is_file():
+        return None
+    return KernelImage(idir / "bzImage", info)
+
+
 def build_kernel(req: Request, rec: RunRecord) -> KernelImage:
     cache = cache_dir()
     t = req.timings
@@ -85,9 +116,14 @@ def build_kernel(req: Request, rec: RunRecord) -> KernelImage:
              series_file=str(series.path or ""), series_hash=series.digest() if series.patches
              else "", patches=[p.name for p in series.patches])
     rec.stage("source", "pass", t.seconds.get("source", 0.0))
+    state = {"base": src.base, "series": series.digest() if series.patches else "",
+             "fragments": fragments_digest(frags), "compiler": compiler_version()}
     lock = (nullcontext() if req.tree_locked
             else locked(tree_lock_path(req), "the kernel tree and build directory"))
     with lock:
+        kept = reusable_image(req, state)
+        if kept:
+            return _reuse(req, rec, kept)
         if req.at_head:
             head = rev_parse(src.repo, "HEAD")
         else:
@@ -127,14 +163,26 @@ def build_kernel(req: Request, rec: RunRecord) -> KernelImage:
                 "base_version": src.version, "source": src.description, "head": head,
                 "series_hash": series.digest() if series.patches else "", "commits": subjects,
                 "config": str(bdir / ".config"), "tree": str(src.repo),
-                "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+                "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "state": state}
         # Keep a copy per kernel, so vanilla and series images coexist while
         # sharing one incremental build directory.
         idir = image_dir(req)
         idir.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(res.image, idir / "bzImage")
+        shutil.copyfile(bdir / ".config", idir / "config")
         (idir / "image.json").write_text(json.dumps(info, indent=2))
     return KernelImage(idir / "bzImage", info, res.warnings)
+
+
+def _reuse(req: Request, rec: RunRecord, kept: KernelImage) -> KernelImage:
+    info = kept.info
+    printer.info(f"{req.kernel} kernel unchanged since {info['built_at']} (same base, series, "
+                 "config and compiler): image reused, tree left as it is")
+    rec.meta(head=info["head"], commits=info["commits"])
+    shutil.copyfile(kept.image.parent / "config", rec.path("kernel.config"))
+    for stage in ("series", "config", "build"):
+        rec.stage(stage, "pass", 0.0, reused=True)
+    return kept
 
 
 def last_image(req: Request) -> KernelImage:
