@@ -18,7 +18,9 @@ from conftest import ROOT, harness, requires_kernel_tools
 
 from harness.series import read_series
 
-pytestmark = [pytest.mark.integration, requires_kernel_tools()]
+# Every step builds another prefix of the series, a near-full rebuild each
+# from a cold cache: these run nightly, not in every CI run (pyproject.toml).
+pytestmark = [pytest.mark.integration, pytest.mark.nightly, requires_kernel_tools()]
 CASE = "file_charge:charge.follows_open_files"
 
 
