@@ -161,50 +161,50 @@ def parse_matrix(text: str, filename: str) -> Matrix:
     data = yaml_mapping(text, filename)
     for key in data:
         if key not in ("axes", "suites", "exclude", "retries", "profiles"):
-            raise ConfigError(f"{filename}.{key}: unknown key (known: axes, exclude, profiles, "
+            raise ConfigError(f"{filename}: {key}: unknown key (known: axes, exclude, profiles, "
                               "retries, suites)")
     axes = data.get("axes") or {}
     if not isinstance(axes, dict):
-        raise ConfigError(f"{filename}.axes: expected a mapping")
+        raise ConfigError(f"{filename}: axes: expected a mapping")
     for key in axes:
         if key not in AXES:
-            raise ConfigError(f"{filename}.axes.{key}: unknown axis (known: {', '.join(AXES)})")
+            raise ConfigError(f"{filename}: axes.{key}: unknown axis (known: {', '.join(AXES)})")
     suites_spec = data.get("suites") or {}
     if not isinstance(suites_spec, dict) or not suites_spec:
-        raise ConfigError(f"{filename}.suites: expected a mapping of suite definitions")
+        raise ConfigError(f"{filename}: suites: expected a mapping of suite definitions")
     suites = {}
     for name, spec in suites_spec.items():
-        _names([name], f"{filename}.suites")
-        suites[name] = _suite(name, spec, f"{filename}.suites.{name}")
+        _names([name], f"{filename}: suites")
+        suites[name] = _suite(name, spec, f"{filename}: suites.{name}")
 
     files_spec = data.get("profiles") or {}
     if not isinstance(files_spec, dict):
-        raise ConfigError(f"{filename}.profiles: expected a mapping of name: file")
+        raise ConfigError(f"{filename}: profiles: expected a mapping of name: file")
     files = {}
     for name, f in files_spec.items():
-        _names([name], f"{filename}.profiles")
+        _names([name], f"{filename}: profiles")
         if not isinstance(f, str):
-            raise ConfigError(f"{filename}.profiles.{name}: expected a file name")
+            raise ConfigError(f"{filename}: profiles.{name}: expected a file name")
         # Relative to the matrix file, so a matrix and its profiles travel together.
         files[name] = str((Path(filename).parent / f).resolve())
-    profiles = _names(axes.get("profile", ["default"]), f"{filename}.axes.profile")
+    profiles = _names(axes.get("profile", ["default"]), f"{filename}: axes.profile")
     for p in profiles:
         resolve_profile(files.get(p, p))  # an unknown profile is an error now, not at 3 a.m.
-    kernels = _names(axes.get("kernel", list(KERNELS)), f"{filename}.axes.kernel")
+    kernels = _names(axes.get("kernel", list(KERNELS)), f"{filename}: axes.kernel")
     for k in kernels:
         if k not in KERNELS:
-            raise ConfigError(f"{filename}.axes.kernel: {k!r} is not one of vanilla, series")
-    suite_axis = _names(axes.get("suite", list(suites)), f"{filename}.axes.suite")
+            raise ConfigError(f"{filename}: axes.kernel: {k!r} is not one of vanilla, series")
+    suite_axis = _names(axes.get("suite", list(suites)), f"{filename}: axes.suite")
     for s in suite_axis:
         if s not in suites:
-            raise ConfigError(f"{filename}.axes.suite: {s!r} is not defined under suites")
+            raise ConfigError(f"{filename}: axes.suite: {s!r} is not defined under suites")
 
     exclude = []
     rules = data.get("exclude") or []
     if not isinstance(rules, list):
-        raise ConfigError(f"{filename}.exclude: expected a list of {{axis: value(s)}}")
+        raise ConfigError(f"{filename}: exclude: expected a list of {{axis: value(s)}}")
     for i, rule in enumerate(rules):
-        where = f"{filename}.exclude[{i}]"
+        where = f"{filename}: exclude[{i}]"
         if not isinstance(rule, dict) or not rule:
             raise ConfigError(f"{where}: expected a mapping of axis: value(s)")
         for axis in rule:
@@ -214,7 +214,7 @@ def parse_matrix(text: str, filename: str) -> Matrix:
 
     retries = data.get("retries", 0)
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-        raise ConfigError(f"{filename}.retries: expected a non-negative integer")
+        raise ConfigError(f"{filename}: retries: expected a non-negative integer")
     return Matrix(filename, profiles, kernels, {s: suites[s] for s in suite_axis}, exclude,
                   retries, files)
 

@@ -80,34 +80,44 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
-def _convert(value: Any, tp: Any, where: str) -> Any:
+def key_path(where: str, key: str) -> str:
+    """`qemu` + `memory` -> `qemu.memory`; the top level has no prefix."""
+    return f"{where}.{key}" if where else str(key)
+
+
+def key_error(filename: str, where: str, msg: str) -> ConfigError:
+    """`p.yaml: qemu.memroy: unknown key`: the file and the key, apart."""
+    return ConfigError(f"{filename}: {where}: {msg}" if where else f"{filename}: {msg}")
+
+
+def _convert(value: Any, tp: Any, filename: str, where: str) -> Any:
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__}")
-        return _build(tp, value, where)
+            raise key_error(filename, where, f"expected a mapping, got {type(value).__name__}")
+        return _build(tp, value, filename, where)
     if get_origin(tp) is list:
         (item,) = get_args(tp)
         if not isinstance(value, list):
-            raise ConfigError(f"{where}: expected a list, got {type(value).__name__}")
-        return [_convert(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+            raise key_error(filename, where, f"expected a list, got {type(value).__name__}")
+        return [_convert(v, item, filename, f"{where}[{i}]") for i, v in enumerate(value)]
     # bool is an int subclass; don't let `smp: true` through.
     if tp is int and (isinstance(value, bool) or not isinstance(value, int)):
-        raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        raise key_error(filename, where, f"expected an integer, got {value!r}")
     if tp is str and isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)  # `memory: 1024` is a fine size
     if not isinstance(value, tp):
-        raise ConfigError(f"{where}: expected {_type_name(tp)}, got {value!r}")
+        raise key_error(filename, where, f"expected {_type_name(tp)}, got {value!r}")
     return value
 
 
-def _build(cls: Any, data: dict[str, Any], where: str) -> Any:
+def _build(cls: Any, data: dict[str, Any], filename: str, where: str = "") -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     kwargs = {}
     for key, value in data.items():
         if key not in fields:
             known = ", ".join(sorted(fields))
-            raise ConfigError(f"{where}.{key}: unknown key (known: {known})")
-        kwargs[key] = _convert(value, fields[key].type, f"{where}.{key}")
+            raise key_error(filename, key_path(where, key), f"unknown key (known: {known})")
+        kwargs[key] = _convert(value, fields[key].type, filename, key_path(where, key))
     return cls(**kwargs)
 
 

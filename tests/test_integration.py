@@ -54,7 +54,7 @@ def test_malformed_profile_is_a_usage_error(tmp_path, results_root):
     bad.write_text("qemu:\n  memroy: 1G\n")
     run = harness("build", "--profile", str(bad), results_root=results_root)
     assert run.returncode == 2
-    assert f"{bad}.qemu.memroy: unknown key" in run.output
+    assert f"{bad}: qemu.memroy: unknown key" in run.output
 
 
 def _one_patch_series(tmp_path: Path, name: str, body: str) -> Path:

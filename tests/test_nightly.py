@@ -142,14 +142,14 @@ def test_exclude_rules_match_every_axis_they_name(project):
 
 
 @pytest.mark.parametrize("text,where", [
-    ("axes: {kernel: [vanilla, patched]}\nsuites: {s: {}}\n", "m.yaml.axes.kernel"),
+    ("axes: {kernel: [vanilla, patched]}\nsuites: {s: {}}\n", "m.yaml: axes.kernel"),
     ("axes: {profile: [nosuch]}\nsuites: {s: {}}\n", "unknown profile 'nosuch'"),
-    ("axes: {colour: [red]}\nsuites: {s: {}}\n", "m.yaml.axes.colour: unknown axis"),
-    ("suites: {s: {test: [smoke]}}\n", "m.yaml.suites.s.test: unknown key"),
-    ("suites: {s: {kind: fuzz}}\n", "m.yaml.suites.s.kind"),
+    ("axes: {colour: [red]}\nsuites: {s: {}}\n", "m.yaml: axes.colour: unknown axis"),
+    ("suites: {s: {test: [smoke]}}\n", "m.yaml: suites.s.test: unknown key"),
+    ("suites: {s: {kind: fuzz}}\n", "m.yaml: suites.s.kind"),
     ("axes: {suite: [t]}\nsuites: {s: {}}\n", "'t' is not defined"),
-    ("suites: {s: {}}\nexclude: [{flavour: x}]\n", "m.yaml.exclude[0].flavour"),
-    ("suites: {s: {}}\nretries: -1\n", "m.yaml.retries"),
+    ("suites: {s: {}}\nexclude: [{flavour: x}]\n", "m.yaml: exclude[0].flavour"),
+    ("suites: {s: {}}\nretries: -1\n", "m.yaml: retries"),
     ("suites: {s-x: {}}\n", "is not a name"),
     ("suites: [1\n", "invalid YAML"),
 ])

@@ -25,13 +25,13 @@ def test_series_null_means_base_alone():
 
 
 @pytest.mark.parametrize("text, needle", [
-    ("qemu: {memroy: 1G}\n", "p.yaml.qemu.memroy: unknown key"),
-    ("bogus: 1\n", "p.yaml.bogus: unknown key"),
-    ("qemu: {smp: two}\n", "p.yaml.qemu.smp: expected an integer"),
-    ("qemu: {smp: true}\n", "p.yaml.qemu.smp: expected an integer"),
-    ("tests: smoke\n", "p.yaml.tests: expected a list"),
-    ("timeouts: 5\n", "p.yaml.timeouts: expected a mapping"),
-    ("qemu: {extra_args: [1, {a: b}]}\n", "p.yaml.qemu.extra_args[1]"),
+    ("qemu: {memroy: 1G}\n", "p.yaml: qemu.memroy: unknown key"),
+    ("bogus: 1\n", "p.yaml: bogus: unknown key"),
+    ("qemu: {smp: two}\n", "p.yaml: qemu.smp: expected an integer"),
+    ("qemu: {smp: true}\n", "p.yaml: qemu.smp: expected an integer"),
+    ("tests: smoke\n", "p.yaml: tests: expected a list"),
+    ("timeouts: 5\n", "p.yaml: timeouts: expected a mapping"),
+    ("qemu: {extra_args: [1, {a: b}]}\n", "p.yaml: qemu.extra_args[1]: expected str"),
     ("- a\n- b\n", "expected a mapping at the top level"),
     ("qemu: {memory: [\n", "p.yaml: invalid YAML"),
 ])
