@@ -1,8 +1,6 @@
 """Command line: argparse and one handler per subcommand, nothing else.
 
-Exit codes: 0 all passed, 1 test failures or a kernel splat, 2 usage or
-configuration error (incl. a patch that does not apply), 3 build failure,
-4 boot or infrastructure failure, 130 interrupted.
+The text users read is DESCRIPTION and EPILOG below (`harness --help`).
 """
 
 import argparse
@@ -19,6 +17,29 @@ from harness.errors import EXIT_INTERRUPTED, EXIT_OK, ConfigError, HarnessError
 from harness.expectations import KERNELS
 from harness.profile import Profile, load_profile, project_path
 from harness.results import RunRecord
+
+DESCRIPTION = """\
+Test a Linux kernel patch series before sending it: build the kernel with the
+series applied (or the base alone, --no-series), boot it in QEMU, run the guest
+tests inside it, and report every test against its declared expectation.
+
+Data flows: kernel source + patches/series + kconfigs/ --build--> a kernel image
+(kept per profile, vanilla and series) --test--> a QEMU boot running the guest
+tests --> results/<run>/: summary.txt, results.json, junit.xml, console.log.
+The commands below are listed in that order."""
+
+EPILOG = """\
+The profile (profiles/NAME.yaml, --profile) says what to build and how to boot;
+flags override it. `harness COMMAND --help` lists a command's flags.
+
+exit codes: 0 every test as expected and no kernel splat; 1 a test failure or a
+kernel splat; 2 usage or configuration error (incl. a patch that does not
+apply); 3 build failure; 4 boot or infrastructure failure; 130 interrupted."""
+
+# `harness --help` lists the commands in data-flow order: make an image, use it,
+# then the commands that repeat that over kernels, patches, commits or a matrix.
+COMMAND_ORDER = ["build", "boot", "ssh", "test", "build-and-test", "matrix", "bench",
+                 "patchcheck", "bisect", "nightly"]
 
 
 def _sigterm(signum: int, frame: object) -> None:
@@ -244,9 +265,10 @@ def _add_bisect(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="harness", description=__doc__,
+    parser = argparse.ArgumentParser(prog="harness", description=DESCRIPTION, epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                title="commands")
     specs = [
         ("build", cmd_build, "apply the series, configure and build the kernel", False),
         ("test", cmd_test, "boot the last build and run the guest tests", True),
@@ -277,6 +299,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
     _add_ssh_command(sub)
     _add_nightly(sub)
+    listed = sub._choices_actions  # what --help lists, in registration order
+    listed.sort(key=lambda a: COMMAND_ORDER.index(a.dest) if a.dest in COMMAND_ORDER
+                else len(COMMAND_ORDER))
     return parser
 
 
