@@ -11,7 +11,19 @@
  * `-icount shift=0,sleep=off` guest time counts instructions, so the figures
  * are deterministic; `harness bench` parses the lines
  *
- *   # bench: op=<op> cgroup=<root|memcg|memcg_near_limit> iters=<n> ns_per_op=<f> round=<r>
+ *   # bench: op=<op> cgroup=<root|memcg|memcg_near_limit|root_offline> iters=<n>
+ *            ns_per_op=<f> round=<r>
+ *
+ * Honest figures, as on any host that has a memcg (every systemd host):
+ * - kmem accounting is online for every measurement, root included. The
+ *   child memcg is created first and kept until the end: the first non-root
+ *   memcg coming online (at mkdir) turns memcg_kmem_online() on for good.
+ * - Steady state: before the first measurement every op runs WARMUP times
+ *   untimed in the child memcg (so the filp slab and the others have their
+ *   obj_exts vectors and the per-CPU stocks are primed), and every case again
+ *   runs at least WARMUP times untimed right before it is timed.
+ * The root figure with kmem accounting still offline (no memcg ever created)
+ * is measured only on request ($BENCH_ROOT_OFFLINE=1), first thing, round 1.
  *
  * Iterations: argv[1], else $BENCH_ITERS (the kernel passes unknown
  * `NAME=value` boot parameters to init's environment), else 20000; more
@@ -40,6 +52,8 @@
 #define MISSING "bench-missing"
 #define EXISTING "bench-existing"
 #define DEFAULT_ITERS 20000L
+/* Untimed runs of an op before it is timed (and of every op at the start). */
+#define WARMUP 5000L
 /*
  * Near-limit memcg: charge FILL_BYTES of anon memory, then set memory.max
  * HEADROOM above memory.current. HEADROOM is far more than a per-CPU charge
@@ -137,18 +151,25 @@ static void init_clock(void)
 		min_span_ns = 250 * (res.tv_sec * 1000000000L + res.tv_nsec);
 }
 
+static int warm_up(const struct op *op, long n)
+{
+	for (long i = 0; i < n; i++)
+		if (op->fn())
+			return -1;
+	return 0;
+}
+
 /*
  * Runs @op *@iters times after a warm-up; returns ns per op or -1. A coarse
  * clock raises *@iters until the loop spans min_span_ns.
  */
 static double measure(const struct op *op, long *iters)
 {
-	long i, warm = *iters / 10 > 100 ? *iters / 10 : 100, t0, t1;
+	long i, t0, t1;
 
-	/* Warm-up: dentries, slabs, per-CPU memcg stocks, TLB. */
-	for (i = 0; i < warm; i++)
-		if (op->fn())
-			return -1;
+	/* Warm-up: dentries, slab obj_exts, per-CPU memcg stocks, caches, TLB. */
+	if (warm_up(op, *iters / 4 > WARMUP ? *iters / 4 : WARMUP))
+		return -1;
 	for (;;) {
 		t0 = now_ns();
 		for (i = 0; i < *iters; i++)
@@ -206,11 +227,37 @@ static unsigned int count_cases(void)
 	return n;
 }
 
-static const char *enter_memcg(void)
+/*
+ * The child memcg, created once and kept: from its mkdir on, kmem
+ * accounting is online (memcg_kmem_online()) for every measurement.
+ */
+static const char *create_memcg(void)
 {
 	if (cg_create(CG_CHILD) && errno != EEXIST)
 		return "cannot create a child memcg";
+	if (cg_read_strstr(CG_CHILD, "cgroup.controllers", "memory"))
+		return "the child cgroup has no memory controller";
+	return NULL;
+}
+
+static const char *enter_memcg(void)
+{
 	return cg_enter_current(CG_CHILD) ? "cannot move into the child memcg" : NULL;
+}
+
+/* Every op WARMUP times in the child memcg, untimed, before any measurement. */
+static const char *warm_up_all(void)
+{
+	const char *err = enter_memcg();
+
+	if (err)
+		return err;
+	for (size_t i = 0; i < NOPS; i++)
+		if (warm_up(&ops[i], WARMUP)) {
+			cg_enter_current(CG_ROOT);
+			return "an op failed during the warm-up";
+		}
+	return cg_enter_current(CG_ROOT) ? "cannot move back to the root cgroup" : NULL;
 }
 
 /* In a fresh child memcg, charge FILL_BYTES and put memory.max HEADROOM above. */
@@ -242,14 +289,17 @@ static void leave(const char *cg, void *fill)
 	if (fill)
 		munmap(fill, FILL_BYTES);
 	cg_enter_current(CG_ROOT);
-	cg_destroy(cg);
+	if (cg)
+		cg_destroy(cg);
 }
 
 int main(int argc, char **argv)
 {
 	const char *env_iters = getenv("BENCH_ITERS"), *env_rounds = getenv("BENCH_ROUNDS");
+	const char *env_offline = getenv("BENCH_ROOT_OFFLINE");
 	long iters = argc > 1 ? atol(argv[1]) : env_iters ? atol(env_iters) : DEFAULT_ITERS;
 	int rounds = env_rounds ? atoi(env_rounds) : 1;
+	int offline = env_offline && atoi(env_offline) > 0;
 	const char *no_memcg = NULL;
 	int fd;
 
@@ -268,23 +318,32 @@ int main(int argc, char **argv)
 	if (cg_read_strstr(CG_ROOT, "cgroup.subtree_control", "memory"))
 		no_memcg = "no memory controller for children of " CG_ROOT;
 
-	ksft_set_plan(count_cases() * rounds);
-	ksft_print_msg("bench_open: iters=%ld rounds=%d\n", iters, rounds);
+	ksft_set_plan(count_cases() * rounds + (offline ? NOPS : 0));
+	ksft_print_msg("bench_open: iters=%ld rounds=%d warm-up=%ld\n", iters, rounds, WARMUP);
 	init_clock();
+	if (offline)	/* before any memcg exists: kmem accounting offline */
+		run_all("root_offline", iters, 1, 0, NULL);
+	if (!no_memcg)
+		no_memcg = create_memcg();
+	if (!no_memcg)
+		no_memcg = warm_up_all();
+	if (no_memcg)
+		ksft_exit_fail_msg("%s: the root figures would be taken with kmem accounting "
+				   "offline\n", no_memcg);
+	ksft_print_msg("bench_open: steady state, kmem accounting online (memcg %s kept "
+		       "from before the first measurement)\n", CG_CHILD);
 	for (int r = 1; r <= rounds; r++) {
 		void *fill = NULL;
 
 		run_all("root", iters, r, 0, NULL);
 
-		run_all("memcg", iters, r, 0, no_memcg ? no_memcg : enter_memcg());
-		if (!no_memcg)
-			leave(CG_CHILD, NULL);
+		run_all("memcg", iters, r, 0, enter_memcg());
+		leave(NULL, NULL);
 
-		run_all("memcg_near_limit", iters, r, 1,
-			no_memcg ? no_memcg : enter_near_limit(&fill));
-		if (!no_memcg)
-			leave(CG_NEAR, fill);
+		run_all("memcg_near_limit", iters, r, 1, enter_near_limit(&fill));
+		leave(CG_NEAR, fill);
 	}
+	cg_destroy(CG_CHILD);
 	unlink(EXISTING);
 	ksft_finished();
 }
