@@ -13,26 +13,19 @@
  * the socket at the end, which uncharges them from outside the memcg.
  */
 #define _GNU_SOURCE
-#include <sys/eventfd.h>
-#include <sys/socket.h>
-#include <sys/uio.h>
-
 #include "kselftest_harness.h"
 #include "common.h"
+#include "churn.h"
 
 #define NR_WORKERS		4
 /* Long enough for ~10^5 operations per worker under TCG. */
 #define STRESS_SECONDS		5
-/* Files each worker keeps at most; RLIMIT_NOFILE is raised above it. */
-#define POOL_SIZE		1000
 /*
  * memory.max of the stressed memcg: the workers' own pages (~100 KiB each)
  * plus less than the NR_WORKERS * POOL_SIZE files (~800 KiB), pipes and
  * sockets they would hold at their peak.
  */
 #define STRESS_LIMIT		(2L << 20)
-/* At most this many descriptors per SCM_RIGHTS message. */
-#define FDS_PER_MSG		4
 
 FIXTURE(stress) {
 	char parent[PATH_MAX];
@@ -55,176 +48,6 @@ FIXTURE_TEARDOWN_PARENT(stress)
 	remove_cgroup(self->parent);
 }
 
-static bool tolerated(int err)
-{
-	return err == ENOMEM || err == EMFILE || err == ENFILE ||
-	       err == ETOOMANYREFS || err == EAGAIN || err == ENOBUFS;
-}
-
-struct pool {
-	int fd[POOL_SIZE];
-	int n;
-};
-
-static void pool_add(struct pool *p, int fd)
-{
-	if (p->n == POOL_SIZE) {
-		int i = rand() % POOL_SIZE;
-
-		close(p->fd[i]);
-		p->fd[i] = fd;
-	} else {
-		p->fd[p->n++] = fd;
-	}
-}
-
-static int pool_pick(struct pool *p)
-{
-	return p->n ? p->fd[rand() % p->n] : -1;
-}
-
-static void pool_drop(struct pool *p)
-{
-	int i;
-
-	if (!p->n)
-		return;
-	i = rand() % p->n;
-	close(p->fd[i]);
-	p->fd[i] = p->fd[--p->n];
-}
-
-static int send_some(int sk, struct pool *p)
-{
-	char cbuf[CMSG_SPACE(FDS_PER_MSG * sizeof(int))] = { 0 };
-	char byte = 0;
-	struct iovec iov = { &byte, 1 };
-	struct msghdr msg = {
-		.msg_iov = &iov, .msg_iovlen = 1,
-		.msg_control = cbuf,
-	};
-	int fds[FDS_PER_MSG], i, k = 1 + rand() % FDS_PER_MSG;
-	struct cmsghdr *cm;
-
-	for (i = 0; i < k; i++)
-		if ((fds[i] = pool_pick(p)) < 0)
-			return 0;
-	msg.msg_controllen = CMSG_SPACE(k * sizeof(int));
-	cm = CMSG_FIRSTHDR(&msg);
-	cm->cmsg_level = SOL_SOCKET;
-	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(k * sizeof(int));
-	memcpy(CMSG_DATA(cm), fds, k * sizeof(int));
-	return sendmsg(sk, &msg, MSG_DONTWAIT) < 0 ? -1 : 0;
-}
-
-static int recv_some(int sk, struct pool *p)
-{
-	char cbuf[CMSG_SPACE(FDS_PER_MSG * sizeof(int))];
-	char byte;
-	struct iovec iov = { &byte, 1 };
-	struct msghdr msg = {
-		.msg_iov = &iov, .msg_iovlen = 1,
-		.msg_control = cbuf, .msg_controllen = sizeof(cbuf),
-	};
-	struct cmsghdr *cm;
-
-	if (recvmsg(sk, &msg, MSG_DONTWAIT) < 0)
-		return errno == EAGAIN ? 0 : -1;
-	for (cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm)) {
-		int k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int), i;
-
-		if (cm->cmsg_type != SCM_RIGHTS)
-			continue;
-		for (i = 0; i < k; i++)
-			pool_add(p, ((int *)CMSG_DATA(cm))[i]);
-	}
-	return 0;
-}
-
-/* One operation on the pool; -1 with errno set on failure. */
-static int churn_once(struct pool *p, int shared[2])
-{
-	int fd, sv[2];
-
-	switch (rand() % 10) {
-	case 0: case 1: case 2:
-		fd = open("/dev/null", O_RDONLY);
-		if (fd < 0)
-			return -1;
-		pool_add(p, fd);
-		return 0;
-	case 3: case 4:
-		pool_drop(p);
-		return 0;
-	case 5:
-		fd = pool_pick(p);
-		if (fd < 0)
-			return 0;
-		fd = dup(fd);
-		if (fd < 0)
-			return -1;
-		pool_add(p, fd);
-		return 0;
-	case 6:
-		if (pipe(sv))
-			return -1;
-		pool_add(p, sv[0]);
-		pool_add(p, sv[1]);
-		return 0;
-	case 7:
-		fd = eventfd(0, 0);
-		if (fd < 0)
-			return -1;
-		pool_add(p, fd);
-		return 0;
-	case 8:
-		/* to ourselves; sometimes closed with the files in flight */
-		if (socketpair(AF_UNIX, SOCK_DGRAM, 0, sv))
-			return -1;
-		if (send_some(sv[0], p) == 0 && rand() % 2)
-			recv_some(sv[1], p);
-		close(sv[0]);
-		close(sv[1]);
-		return 0;
-	default:
-		/* to and from the other workers */
-		if (rand() % 2)
-			return send_some(shared[0], p);
-		return recv_some(shared[1], p);
-	}
-}
-
-struct stress_arg {
-	int shared[2];		/* one datagram socketpair for all workers */
-	int seed;
-	long deadline;		/* CLOCK_MONOTONIC ms */
-};
-
-static void stress_worker(struct worker *w)
-{
-	struct stress_arg *arg = w->arg;
-	struct pool *p = calloc(1, sizeof(*p));
-	long ops = 0, refused = 0;
-
-	if (!p || prepare_fd_table(POOL_SIZE + 256))
-		worker_fail(w, "prepare");
-	srand(arg->seed);
-	while (now_ms() < arg->deadline) {
-		errno = 0;
-		if (churn_once(p, arg->shared)) {
-			if (!tolerated(errno))
-				worker_fail(w, "file operation");
-			refused++;
-		}
-		ops++;
-	}
-	w->shm->val[0] = ops;
-	w->shm->val[1] = refused;
-	worker_done(w, 1);
-	worker_wait(w, 2);
-}
-
 /*
  * Workers that get OOM-killed are replaced until the time is up (at most
  * MAX_RESPAWNS times: each OOM kill prints a report on the slow console),
@@ -236,7 +59,7 @@ static void stress_worker(struct worker *w)
 
 TEST_F_TIMEOUT(stress, no_charge_leaks_under_pressure, 900)
 {
-	struct stress_arg args[NR_WORKERS];
+	struct churn_arg args[NR_WORKERS];
 	struct worker w[NR_WORKERS];
 	bool retired[NR_WORKERS] = { false };
 	long base, after, slack = stat_slack();
@@ -252,7 +75,7 @@ TEST_F_TIMEOUT(stress, no_charge_leaks_under_pressure, 900)
 		args[i].shared[1] = shared[1];
 		args[i].deadline = deadline;
 		args[i].seed = ++spawned;
-		ASSERT_EQ(0, worker_start(&w[i], self->child, stress_worker,
+		ASSERT_EQ(0, worker_start(&w[i], self->child, churn_worker,
 					  &args[i]));
 	}
 	while (now_ms() < deadline - RESPAWN_CUTOFF_MS) {
@@ -275,7 +98,7 @@ TEST_F_TIMEOUT(stress, no_charge_leaks_under_pressure, 900)
 			}
 			args[i].seed = ++spawned;
 			ASSERT_EQ(0, worker_start(wi, self->child,
-						  stress_worker, &args[i]));
+						  churn_worker, &args[i]));
 		}
 		usleep(10000);
 	}
