@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from harness import matrix, printer, run
-from harness.errors import EXIT_INTERRUPTED, EXIT_OK, ConfigError, HarnessError
+from harness.errors import EXIT_INTERRUPTED, EXIT_OK, HarnessError
 from harness.expectations import KERNELS
 from harness.profile import Profile, load_profile, project_path
 from harness.results import RunRecord
@@ -202,12 +202,12 @@ def cmd_boot(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from harness import bench
 
-    if args.no_series:
-        raise ConfigError("harness bench always measures both kernels; drop --no-series")
     opts = bench.Options(repeat=args.repeat, iters=args.iters, rounds=args.rounds,
                          wallclock=args.wallclock, strict=args.strict,
                          build="never" if args.no_build else
-                         "always" if args.rebuild else "auto")
+                         "always" if args.rebuild else "auto",
+                         vanilla_only=args.no_series, root_offline=args.root_offline,
+                         scale=args.scale, smp=args.smp or 2, seconds=args.seconds)
     req = request_from_args(args)
     bench.configure(req.profile, opts)
     return _run(req, "bench", lambda rec: bench.run_bench(req, opts, rec))
@@ -218,8 +218,9 @@ def _add_bench(p: argparse.ArgumentParser) -> None:
     g.add_argument("--repeat", type=int, default=3, help="boots per kernel (default 3)")
     g.add_argument("--iters", type=int, default=20000,
                    help="iterations per measurement (default 20000)")
-    g.add_argument("--rounds", type=int, default=1,
-                   help="measurements per boot, one after the other (default 1)")
+    g.add_argument("--rounds", type=int, default=None,
+                   help="measurements per boot, one after the other (default 1); with "
+                        "--scale: boots per kernel, interleaved A B A B ... (default 3)")
     g.add_argument("--wallclock", action="store_true",
                    help="no icount: host time, KVM where it works (noisy; labelled so)")
     g.add_argument("--no-build", action="store_true",
@@ -228,6 +229,13 @@ def _add_bench(p: argparse.ArgumentParser) -> None:
                    help="build both kernels even if an image from the same series exists")
     g.add_argument("--strict", action="store_true",
                    help="exit 1 when an icount target is not met")
+    g.add_argument("--root-offline", action="store_true",
+                   help="also measure root before any memcg exists (kmem accounting offline)")
+    g.add_argument("--scale", action="store_true",
+                   help="WALL-CLOCK scalability (will-it-scale style): N = 1..--smp processes "
+                        "(default 2 CPUs), series/vanilla ratios over interleaved boots")
+    g.add_argument("--seconds", type=float, default=2.0,
+                   help="--scale: measured seconds per case and N (default 2)")
 
 
 def cmd_patchcheck(args: argparse.Namespace) -> int:

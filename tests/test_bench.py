@@ -64,7 +64,7 @@ def _samples(figures: dict[tuple[str, str, str], list[float]]) -> dict[str, list
     return out
 
 
-# DESIGN.md's vanilla figures and a series that meets every target.
+# Vanilla figures and a series that meets every target.
 GOOD = {
     ("vanilla", "open_enoent", ROOT): [5187, 5188, 5186],
     ("vanilla", "open_enoent", MEMCG): [5962, 5962, 5963],
@@ -77,6 +77,13 @@ GOOD = {
     ("series", "open_close", ROOT): [4230, 4230, 4230],
     ("series", "open_close", MEMCG): [4300, 4301, 4300],
 }
+# root: series / vanilla within +0.5 %; memcg: series no dearer than vanilla.
+OTHER = {"pipe_close": (9000, 9600, 9040, 9590), "socket_close": (7000, 7400, 7030, 7400),
+         "eventfd_close": (3000, 3200, 3010, 3100), "dup_close": (800, 800, 801, 801)}
+for _op, (_vr, _vm, _sr, _sm) in OTHER.items():
+    GOOD |= {("vanilla", _op, ROOT): [_vr], ("vanilla", _op, MEMCG): [_vm],
+             ("series", _op, ROOT): [_sr], ("series", _op, MEMCG): [_sm]}
+FOUR = ("enoent_memcg", "open_close_memcg", "root", "memcg_other")
 
 
 def test_overheads_from_medians() -> None:
@@ -87,46 +94,115 @@ def test_overheads_from_medians() -> None:
     assert bench.overhead(stats, "vanilla", "open_close", MEMCG) == pytest.approx(0.0727, 1e-2)
     assert bench.overhead(stats, "vanilla", "open_close", NEAR) is None
     assert bench.root_change(stats, "open_close") == pytest.approx(4230 / 4233 - 1)
-    assert bench.rows(stats) == [("open_enoent", MEMCG), ("open_enoent", NEAR),
-                                 ("open_close", MEMCG)]
+    assert bench.ratio(stats, ("series", "pipe_close", ROOT),
+                       ("vanilla", "pipe_close", ROOT)) == pytest.approx(9040 / 9000)
+    assert bench.rows(stats)[:3] == [("open_enoent", MEMCG), ("open_enoent", NEAR),
+                                     ("open_close", MEMCG)]
+
+
+def _targets(figures: dict) -> dict[str, bench.Target]:
+    return {t.id: t for t in bench.evaluate_targets(bench.aggregate(_samples(figures)))}
 
 
 def _verdicts(figures: dict) -> dict[str, bool | None]:
-    return {t.id: t.met for t in bench.evaluate_targets(bench.aggregate(_samples(figures)))}
+    return {tid: t.met for tid, t in _targets(figures).items()}
+
+
+def test_the_four_targets_and_the_stretch_figure() -> None:
+    t = _targets(GOOD)
+    assert list(t) == [*FOUR, "open_close_memcg_stretch"]
+    assert [t[i].limit for i in t] == [1.01, 1.00, 1.005, 1.00, 1.03]
+    assert t["open_close_memcg_stretch"].stretch and not any(t[i].stretch for i in FOUR)
+    # the ratios each target is judged on
+    assert t["enoent_memcg"].ratios == {"open_enoent": pytest.approx(5190 / 5150)}
+    assert t["open_close_memcg"].ratios == {"open_close": pytest.approx(4300 / 4541)}
+    assert set(t["root"].ratios) == {"open_close", "pipe_close", "socket_close",
+                                     "eventfd_close", "dup_close"}
+    assert t["root"].ratios["eventfd_close"] == pytest.approx(3010 / 3000)
+    assert t["memcg_other"].ratios == {"pipe_close": pytest.approx(9590 / 9600),
+                                       "socket_close": 1.0,
+                                       "eventfd_close": pytest.approx(3100 / 3200)}
+    assert t["open_close_memcg_stretch"].ratios == {"open_close": pytest.approx(4300 / 4230)}
 
 
 def test_targets_met() -> None:
-    assert _verdicts(GOOD) == {"enoent_memcg": True, "enoent_near_limit": True,
-                               "open_close_memcg": True, "open_close_memcg_stretch": True,
-                               "series_root": True}
+    assert set(_verdicts(GOOD).values()) == {True}
 
 
-def test_targets_not_met() -> None:
-    bad = dict(GOOD)
-    bad[("series", "open_enoent", MEMCG)] = [5300]  # +2.9 % over root
-    bad[("series", "open_close", MEMCG)] = [4700]  # +9.3 % over its root: worse
-    bad[("series", "open_close", ROOT)] = [4300]  # +1.6 % over vanilla root
-    v = _verdicts(bad)
-    assert v["enoent_memcg"] is False and v["enoent_near_limit"] is True
-    assert v["open_close_memcg"] is False and v["open_close_memcg_stretch"] is False
-    assert v["series_root"] is False
+@pytest.mark.parametrize("key, value, failed", [
+    # ENOENT in a memcg 1.1 % over root: just over 1.01
+    (("series", "open_enoent", MEMCG), 5207, {"enoent_memcg"}),
+    # 1.0098 over root: met; the limit is inclusive
+    (("series", "open_enoent", MEMCG), 5200.5, set()),
+    # open+close in a memcg one instruction dearer than vanilla
+    (("series", "open_close", MEMCG), 4541.5, {"open_close_memcg", "open_close_memcg_stretch"}),
+    # equal to vanilla is met (<= 1.00)
+    (("series", "open_close", MEMCG), 4541, {"open_close_memcg_stretch"}),
+    # one root op +0.6 % over vanilla fails the root line (each op counts)
+    (("series", "dup_close", ROOT), 805, {"root"}),
+    (("series", "dup_close", ROOT), 804, set()),  # +0.5 %: met
+    # socket in a memcg dearer than vanilla
+    (("series", "socket_close", MEMCG), 7401, {"memcg_other"}),
+    # a cheaper series root moves the memcg / root ratio, not the memcg target
+    (("series", "open_close", ROOT), 4100, {"open_close_memcg_stretch"}),
+])
+def test_each_target_fails_on_its_own(key, value, failed) -> None:
+    figures = dict(GOOD)
+    figures[key] = [value]
+    v = _verdicts(figures)
+    assert {tid for tid, met in v.items() if met is False} == failed
+    assert all(met is True for tid, met in v.items() if tid not in failed)
 
 
-def test_targets_without_data_are_not_measured() -> None:
+def test_a_target_with_a_missing_figure_is_not_measured() -> None:
     only_vanilla = {k: v for k, v in GOOD.items() if k[0] == "vanilla"}
     assert set(_verdicts(only_vanilla).values()) == {None}
+    no_eventfd = {k: v for k, v in GOOD.items() if k[1] != "eventfd_close"}
+    v = _verdicts(no_eventfd)
+    assert v["root"] is None and v["memcg_other"] is None and v["enoent_memcg"] is True
+
+
+def test_target_lines_say_met_or_not_met_with_the_figures() -> None:
+    figures = dict(GOOD)
+    figures[("series", "open_close", MEMCG)] = [4600]
+    lines = bench.format_targets(bench.evaluate_targets(bench.aggregate(_samples(figures))),
+                                 "icount")
+    assert lines[0].startswith("targets (medians, icount")
+    assert lines[1] == ("  [MET    ] failed open() (ENOENT) in a child memcg / same in root, "
+                        "series: 1.0078 (+0.78 %); target <= 1.010")
+    assert lines[2] == ("  [NOT MET] open()+close() in a child memcg, series / vanilla: "
+                        "1.0130 (+1.30 %); target <= 1.000")
+    assert "open()+close() 0.9993 (-0.07 %), pipe()+2 close() 1.0044 (+0.44 %)" in lines[3]
+    assert lines[3].endswith("target <= 1.005") and lines[4].startswith("  [MET    ] pipe()")
+    assert lines[5].startswith("  [NOT MET] stretch: open()+close() in a child memcg / same")
 
 
 def test_table_shows_both_kernels_overheads_spread_and_targets() -> None:
     stats = bench.aggregate(_samples(GOOD))
     text = bench.format_table(stats, "icount", "tcg", targets=bench.evaluate_targets(stats))
     assert "icount" in text and "guest instructions" in text
+    assert "steady state, kmem accounting online" in text
     row = next(ln for ln in text.splitlines() if ln.startswith("open() ENOENT "))
     cells = [c.strip() for c in row.split("|")]
-    assert cells[1:] == ["5187.0", "5962.0", "+14.9 %", "5150.0", "5190.0", "+0.8 %", "-0.7 %"]
+    assert cells[1:] == ["5187.0", "5962.0", "+14.9 %", "5150.0", "5190.0", "+0.8 %",
+                         "0.9929", "0.8705"]
     assert "vanilla 5186.0 / 5187.0 / 5188.0 (0.04 %, n=3)" in text  # min / median / max
-    assert "[MET    ] failed open() in a child memcg" in text
+    assert "[MET    ] failed open() (ENOENT) in a child memcg" in text
     assert "NOT MET" not in text
+    assert "kmem accounting still offline" not in text
+
+
+def test_root_offline_figures_are_an_optional_section() -> None:
+    figures = dict(GOOD)
+    figures[("vanilla", "open_close", bench.ROOT_OFFLINE)] = [4100]
+    figures[("series", "open_close", bench.ROOT_OFFLINE)] = [4110]
+    stats = bench.aggregate(_samples(figures))
+    text = bench.format_table(stats, "icount", "tcg", targets=bench.evaluate_targets(stats))
+    assert "kmem accounting still offline" in text
+    assert "vanilla 4100.0 (1.0324)" in text and "series 4110.0 (1.0292)" in text
+    assert ("open()+close()", bench.ROOT_OFFLINE) not in bench.rows(stats)
+    # the targets use the online root figures
+    assert _verdicts(figures) == _verdicts(GOOD)
 
 
 def test_wallclock_is_labelled_everywhere(tmp_path: Path) -> None:
@@ -160,7 +236,10 @@ def test_json_holds_samples_stats_overheads_targets(tmp_path: Path) -> None:
     assert res[("series", "open_enoent", MEMCG)]["median"] == 5190
     ovs = {(o["kernel"], o["op"], o["cgroup"]): o["overhead"] for o in data["overheads"]}
     assert ovs[("series", "open_enoent", MEMCG)] == pytest.approx(40 / 5150)
-    assert {t["id"]: t["met"] for t in data["targets"]}["enoent_memcg"] is True
+    targets = {t["id"]: t for t in data["targets"]}
+    assert targets["enoent_memcg"]["met"] is True and targets["enoent_memcg"]["limit"] == 1.01
+    assert targets["root"]["ratios"]["dup_close"] == pytest.approx(801 / 800)
+    assert "steady state" in data["steady_state"]
     assert (tmp_path / "bench.txt").read_text().startswith("harness bench — icount")
 
 
@@ -171,6 +250,42 @@ def test_configure_forces_icount_tcg_and_one_cpu() -> None:
     assert (prof.qemu.accel, prof.qemu.icount, prof.qemu.smp) == ("tcg", True, 1)
     assert prof.tests == ["bench_open"]
     assert {"BENCH_ITERS=500", "BENCH_ROUNDS=2", "noapictimer"} <= set(prof.qemu.cmdline)
+
+
+def test_configure_root_offline_and_vanilla_only() -> None:
+    prof = Profile(series="")
+    with pytest.raises(ConfigError):
+        bench.configure(prof, bench.Options())
+    bench.configure(prof, bench.Options(vanilla_only=True, root_offline=True))
+    assert "BENCH_ROOT_OFFLINE=1" in prof.qemu.cmdline
+    prof = Profile()
+    bench.configure(prof, bench.Options())
+    assert not any(a.startswith("BENCH_ROOT_OFFLINE") for a in prof.qemu.cmdline)
+
+
+def test_configure_scale_smp_wallclock_and_a_timeout_that_fits() -> None:
+    prof = Profile()
+    prof.qemu.icount = True
+    bench.configure(prof, bench.Options(scale=True, smp=4, seconds=3))
+    assert prof.tests == ["bench_scale"]
+    assert (prof.qemu.smp, prof.qemu.icount, prof.qemu.accel) == (4, False, "auto")
+    assert {"BENCH_SECONDS=3", "BENCH_WARMUP_MS=300"} <= set(prof.qemu.cmdline)
+    assert not any(a.startswith(("BENCH_ITERS", "noapictimer")) for a in prof.qemu.cmdline)
+    # 2 cgroups x 5 cases x N = 1..4, 3.3 s each: the guest's timeout leaves room
+    assert prof.timeouts.per_test >= 2 * 5 * 4 * 3.3 * 2
+    assert prof.timeouts.run > prof.timeouts.per_test
+    with pytest.raises(ConfigError):
+        bench.configure(Profile(), bench.Options(scale=True, smp=0))
+
+
+def test_scale_runs_tcg_multi_threaded() -> None:
+    cmd = ["qemu", "-accel", "tcg", "-smp", "2"]
+    assert bench._multi_threaded(cmd, 2) == ["qemu", "-accel", "tcg,thread=multi", "-smp", "2"]
+    assert bench._multi_threaded(cmd, 1) == cmd
+    kvm = ["qemu", "-accel", "kvm", "-smp", "2"]
+    assert bench._multi_threaded(kvm, 2) == kvm
+    given = ["qemu", "-accel", "tcg,thread=multi"]
+    assert bench._multi_threaded(given, 2) == given
 
 
 def test_configure_wallclock_keeps_accel_and_drops_icount() -> None:
@@ -195,8 +310,36 @@ def test_configure_rejects_what_cannot_be_benchmarked(change) -> None:
 
 def test_cli_bench_subcommand() -> None:
     args = build_parser().parse_args(["bench", "--repeat", "5", "--wallclock", "--no-build"])
-    assert (args.repeat, args.iters, args.rounds) == (5, 20000, 1)
-    assert args.wallclock and args.no_build and not args.strict
+    assert (args.repeat, args.iters, args.rounds) == (5, 20000, None)
+    assert args.wallclock and args.no_build and not args.strict and not args.scale
+    args = build_parser().parse_args(["bench", "--scale", "--smp", "4", "--rounds", "5",
+                                      "--seconds", "1.5", "--no-series", "--root-offline"])
+    assert (args.scale, args.smp, args.rounds, args.seconds) == (True, 4, 5, 1.5)
+    assert args.no_series and args.root_offline
+
+
+def test_cli_bench_options(monkeypatch) -> None:
+    from harness import cli
+    seen = {}
+    monkeypatch.setattr(bench, "configure", lambda prof, opts: seen.setdefault("opts", opts))
+    monkeypatch.setattr(cli, "_run", lambda *a, **k: 0)
+    for argv, want in (
+            (["bench", "--no-build"], dict(rounds=1, scale=False, build="never",
+                                           vanilla_only=False)),
+            (["bench", "--scale", "--no-series"], dict(rounds=3, scale=True, smp=2,
+                                                       vanilla_only=True, build="auto")),
+            (["bench", "--scale", "--smp", "3", "--rounds", "2"], dict(rounds=2, smp=3))):
+        seen.clear()
+        args = build_parser().parse_args(argv)
+        assert args.func(args) == 0
+        assert {k: getattr(seen["opts"], k) for k in want} == want, argv
+
+
+def test_options_rounds_default_per_mode() -> None:
+    assert bench.Options().rounds == 1 and bench.Options(scale=True).rounds == 3
+    assert bench.Options(rounds=1).rounds == 1  # the nightly's options
+    assert bench.Options(vanilla_only=True).kernels == ("vanilla",)
+    assert bench.Options().kernels == ("vanilla", "series")
 
 
 def _outcome(lines: list[str], end: str = "done") -> BootOutcome:
@@ -232,3 +375,97 @@ def test_an_image_is_reused_only_if_built_from_the_same_series(tmp_path, monkeyp
     assert bench.up_to_date(series_req) is None and bench.up_to_date(vanilla_req)
     prof.source.path = str(tmp_path)  # a user's tree may have moved: always build
     assert bench.up_to_date(vanilla_req) is None
+
+
+# --- --scale ---------------------------------------------------------------------------
+
+def test_parse_scale_lines() -> None:
+    lines = [
+        "  # bench_scale: cpus=2 procs=1..2 seconds=2.000 warmup=0.300 rounds=1",
+        "[   12.5] # scale: case=open1 cgroup=memcg procs=2 ops_per_sec=1500.5 min=1400.0 "
+        "max=1601.0 seconds=2.001 round=1\r",
+        "  # scale: case=pipe cgroup=root procs=1 ops_per_sec=900",  # optional fields
+        "  # scale: case=pipe cgroup=root procs=x ops_per_sec=900",  # not a number
+        "  # scale: case=pipe cgroup=root ops_per_sec=900",  # no procs
+        "  # bench: op=open_close cgroup=root iters=1 ns_per_op=1",
+    ]
+    assert bench.parse_scale_lines(lines, round_no=3) == [
+        bench.ScaleSample("open1", MEMCG, 2, 1500.5, 1400.0, 1601.0, 2.001, 3),
+        bench.ScaleSample("pipe", ROOT, 1, 900.0, round=3),
+    ]
+    assert bench.guest_cpus(lines) == 2 and bench.guest_cpus(lines[1:]) is None
+
+
+def _scale(figures: dict[tuple[str, str, str, int], list[float]]
+           ) -> dict[str, list[bench.ScaleSample]]:
+    """(kernel, case, cgroup, N) -> ops/s of rounds 1, 2, ..."""
+    out: dict[str, list[bench.ScaleSample]] = {k: [] for k in bench.KERNELS}
+    for (kernel, case, cg, n), values in figures.items():
+        out[kernel] += [bench.ScaleSample(case, cg, n, v, round=r + 1)
+                        for r, v in enumerate(values)]
+    return out
+
+
+SCALE = {
+    # the host got slower in round 2 for both kernels: per-round ratios cancel it
+    ("vanilla", "open1", MEMCG, 1): [1000, 500, 1000],
+    ("series", "open1", MEMCG, 1): [1010, 505, 990],
+    ("vanilla", "open1", MEMCG, 2): [800, 800, 800],
+    ("series", "open1", MEMCG, 2): [760, 784, 792],
+    ("vanilla", "pipe", ROOT, 1): [2000, 2000],
+    ("series", "pipe", ROOT, 1): [2000, 2100, 1900],  # round 3 has no vanilla
+    ("vanilla", "open3", MEMCG, 1): [300, 300, 300],
+    ("series", "open1", ROOT, 1): [1000, 1000, 1000],
+    ("vanilla", "open1", ROOT, 1): [1000, 1000, 1000],
+}
+
+
+def test_scale_ratios_pair_the_boots_of_a_round() -> None:
+    rows = {(r.case, r.cgroup, r.procs): r for r in bench.scale_rows(_scale(SCALE))}
+    one = rows[("open1", MEMCG, 1)]
+    assert one.ratios == pytest.approx((1.01, 1.01, 0.99))
+    assert (one.ratio.median, one.ratio.min, one.ratio.max) == pytest.approx((1.01, 0.99, 1.01))
+    assert one.vanilla.median == 1000 and one.series.median == 990
+    assert rows[("open1", MEMCG, 2)].ratio.median == pytest.approx(0.98)
+    assert rows[("pipe", ROOT, 1)].ratios == pytest.approx((1.0, 1.05))
+    assert rows[("open3", MEMCG, 1)].ratio is None and rows[("open3", MEMCG, 1)].series is None
+    # order: cases as listed, memcg before root, then N
+    assert list(rows) == [("open1", MEMCG, 1), ("open1", MEMCG, 2), ("open1", ROOT, 1),
+                          ("open3", MEMCG, 1), ("pipe", ROOT, 1)]
+
+
+def test_scale_table_is_wall_clock_with_median_ratio_and_spread() -> None:
+    text = bench.format_scale_table(bench.scale_rows(_scale(SCALE)), "tcg,thread=multi", 2,
+                                    header="3 rounds")
+    assert text.startswith("harness bench --scale — WALL-CLOCK: QEMU tcg,thread=multi -smp 2")
+    assert "WALL-CLOCK case" in text
+    row = next(ln for ln in text.splitlines() if ln.startswith("open1 ") and "| 2 |" in ln)
+    assert [c.strip() for c in row.split("|")] == ["open1", "memcg", "2", "800", "784",
+                                                    "0.980", "0.950..0.990", "3"]
+    row = next(ln for ln in text.splitlines() if ln.startswith("open3 "))
+    assert [c.strip() for c in row.split("|")][3:] == ["300", "-", "n/a", "", "0"]
+    assert "series >= vanilla ops/s (median ratio >= 1.000): 3 of 4" in text
+    assert "  below: open1 memcg N=2: 0.980 (0.950..0.990)" in text
+
+
+def test_scale_outputs(tmp_path: Path) -> None:
+    meta = {"accel": "tcg,thread=multi", "smp": 2, "seconds": 2.0, "rounds": 3,
+            "order": ["vanilla", "series"]}
+    text = bench.write_scale_outputs(tmp_path, _scale(SCALE), meta)
+    assert (tmp_path / "bench.txt").read_text() == text + "\n"
+    assert "3 rounds of boots interleaved vanilla series ...; 2.0 s per case" in text
+    data = json.loads((tmp_path / "bench.json").read_text())
+    assert data["mode"] == "scale" and "wall clock" in data["unit"] and data["smp"] == 2
+    row = next(r for r in data["scale"] if (r["case"], r["cgroup"], r["procs"]) ==
+               ("open1", MEMCG, 2))
+    assert row["ratio"]["median"] == pytest.approx(0.98) and len(row["ratios"]) == 3
+    assert row["vanilla"]["median"] == 800
+    assert len(data["samples"]) == sum(len(v) for v in SCALE.values())
+    assert "results" not in data  # kcidb reads `results` as icount figures
+
+
+def test_scale_vanilla_alone_has_figures_but_no_ratios() -> None:
+    only = {k: v for k, v in SCALE.items() if k[0] == "vanilla"}
+    rows = bench.scale_rows(_scale(only))
+    assert rows and all(r.ratio is None and r.vanilla for r in rows)
+    assert "series >= vanilla" not in bench.format_scale_table(rows, "kvm", 2)
