@@ -6,13 +6,14 @@ The text users read is DESCRIPTION and EPILOG below (`harness --help`).
 import argparse
 import json
 import os
+import shlex
 import signal
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from harness import matrix, printer, run
+from harness import matrix, printer, reproduce, run
 from harness.errors import EXIT_INTERRUPTED, EXIT_OK, HarnessError
 from harness.expectations import KERNELS
 from harness.profile import Profile, load_profile, project_path
@@ -105,17 +106,34 @@ def profile_from_args(args: argparse.Namespace) -> Profile:
 
 def request_from_args(args: argparse.Namespace, interactive: bool = False) -> run.Request:
     prof = profile_from_args(args)
-    return run.Request(profile=prof, profile_name=args.profile, no_series=args.no_series,
-                       jobs=args.jobs,
-                       results_root=args.results_dir, interactive=interactive)
+    req = run.Request(profile=prof, profile_name=args.profile, no_series=args.no_series,
+                      jobs=args.jobs,
+                      results_root=args.results_dir, interactive=interactive)
+    _set_reproducer(args, req)
+    return req
+
+
+def _set_reproducer(args: argparse.Namespace, req: run.Request) -> None:
+    """The command that reproduces REQ's run from a fresh checkout."""
+    req.reproduce = shlex.join(reproduce.command(args.parser, args, args.command, req.kernel))
 
 
 def _start(req: run.Request, what: str) -> RunRecord:
     rec = RunRecord(req.results_root, f"{what}-{req.kernel}")
     printer.stage(f"Results: {rec.dir}")
     rec.meta(command=sys.argv, profile=req.profile_name,
-             project=str(project_path(".")))
+             project=str(project_path(".")), kernel=req.kernel,
+             reproduce=req.reproduce)
     return rec
+
+
+def _reproducer(rec: RunRecord, first_line: str) -> None:
+    """A failed run's summary.txt and results.json say how to reproduce it."""
+    text = reproduce.record(rec.data)
+    if text:
+        rec.save()
+        if reproduce.add_to_summary(rec.path("summary.txt"), text, first_line):
+            printer.info(text)
 
 
 def _run(req: run.Request, what: str, body: Callable[[RunRecord], int]) -> int:
@@ -125,6 +143,7 @@ def _run(req: run.Request, what: str, body: Callable[[RunRecord], int]) -> int:
     except HarnessError as e:
         rec.finish("error", e.exit_code, str(e))
         printer.error(str(e))
+        _reproducer(rec, f"ERROR (exit {e.exit_code}): {e}")
         printer.stage(f"Results kept in {rec.dir}")
         return e.exit_code
     except KeyboardInterrupt:
@@ -133,6 +152,8 @@ def _run(req: run.Request, what: str, body: Callable[[RunRecord], int]) -> int:
         return EXIT_INTERRUPTED
     if rec.data.get("status") == "running":
         rec.finish("pass" if code == EXIT_OK else "fail", code)
+    if code != EXIT_OK:  # a test report has its reproducer already; other runs get it here
+        _reproducer(rec, f"FAILED (exit {code})")
     printer.stage(req.timings.summary())
     return code
 
@@ -171,6 +192,7 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     for kernel in KERNELS:
         req = request_from_args(args)
         req.no_series = kernel == "vanilla"
+        _set_reproducer(args, req)
         req.results_root = out
         printer.stage(f"=== {kernel} kernel ===")
         codes[kernel] = _run(req, "run", lambda rec, req=req: run.test_kernel(
@@ -304,7 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "bisect":
             _add_bisect(p)
         _add_ssh_flags(name, p)
-        p.set_defaults(func=func)
+        p.set_defaults(func=func, parser=p)
     _add_ssh_command(sub)
     _add_nightly(sub)
     listed = sub._choices_actions  # what --help lists, in registration order

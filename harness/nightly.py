@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from harness import junit_merge, kcidb, nightly_report, printer, run
+from harness import junit_merge, kcidb, nightly_report, printer, reproduce, run
 from harness.errors import (
     EXIT_INFRA,
     EXIT_INTERRUPTED,
@@ -209,6 +209,10 @@ def run_cell(cell: Cell, matrix: Matrix, out: Path, opts: Options, retries: int,
     rec = RunRecord(root, f"{'bench' if suite.kind == 'bench' else 'run'}-{req.kernel}")
     rec.meta(nightly_cell=cell.id, command=["harness", "nightly", "cell", cell.id],
              project=str(project_path(".")))
+    if suite.kind == "tests":
+        rec.meta(reproduce=reproduce.build_and_test(matrix.profile_ref(cell.profile),
+                                                    req.kernel == "vanilla", suite.tests,
+                                                    opts.accel))
     entry["attempts"].append({"dir": str(rec.dir.relative_to(out))})
     image: list[run.KernelImage] = []
 

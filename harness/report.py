@@ -10,7 +10,7 @@ alone gets one more run in a fresh boot; the report says so either way.
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import expectations, ktap, splat
+from harness import expectations, ktap, reproduce, splat
 from harness.boot import GUEST_START, BootOutcome, strip_timestamp
 from harness.errors import EXIT_INFRA, EXIT_OK, EXIT_TEST_FAILURE
 from harness.junit import to_junit
@@ -224,6 +224,8 @@ def emit(rec: RunRecord, verdict: Verdict, kernel: str) -> int:
     rec.path("junit.xml").write_text(to_junit(root, f"harness.{kernel}", splats))
     summary = summarize(root, splats, outcome, kernel, len(verdict.mismatches), code,
                         retried=verdict.retried)
+    if code != EXIT_OK and (line := reproduce.record(rec.data)):
+        summary += "\n" + line
     rec.path("summary.txt").write_text(summary + "\n")
     print(summary, flush=True)
     status = "pass" if code == EXIT_OK else ("error" if code == EXIT_INFRA else "fail")

@@ -40,6 +40,7 @@ class Request:
     # tree lock because the caller already holds it.
     at_head: str = ""
     tree_locked: bool = False
+    reproduce: str = ""  # the harness command that reproduces this run (cli.py sets it)
 
     @property
     def kernel(self) -> str:

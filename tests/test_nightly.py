@@ -265,6 +265,18 @@ def test_regression_is_loud_and_named(project, fake, tmp_path):
             "guest/smoke/case") in md
 
 
+def test_a_cell_records_the_command_that_reproduces_it(project, fake, tmp_path):
+    write_matrix(project, SMALL.replace("[default, debug]", "[debug]")
+                 .replace("[guest, kunit]", "[guest]"))
+    code, out = nightly.run_matrix(opts(project, tmp_path, accel="tcg"))
+    cells = json.loads((out / "nightly.json").read_text())["cells"]
+    for kernel, flag in (("vanilla", " --no-series"), ("series", "")):
+        run_dir = out / cells[f"debug-{kernel}-guest"]["attempts"][0]["dir"]
+        meta = json.loads((run_dir / "results.json").read_text())["metadata"]
+        assert meta["reproduce"] == (f"harness build-and-test --profile debug{flag} "
+                                     "--tests smoke,file_charge --accel tcg")
+
+
 def test_flaky_failure_passes_on_retry_and_is_reported(project, fake, tmp_path):
     write_matrix(project, SMALL.replace("[default, debug]", "[default]")
                  .replace("[guest, kunit]", "[guest]"))
