@@ -66,7 +66,7 @@ def to_junit(result: TestResult, suite_name: str, splats: list[Splat]) -> str:
             message=_clean(f"{s.title} (console line {s.line_number + 1})"),
             type=f"splat:{s.kind}",
         )
-        el.text = _clean("\n".join(s.lines))
+        el.text = _clean("\n".join(s.shown))
         tally["tests"] += 1
         tally["failures"] += 1
 

@@ -7,10 +7,11 @@ declared flaky (an upstream selftest racing per-CPU charge caches) that fails
 alone gets one more run in a fresh boot; the report says so either way.
 """
 
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import expectations, ktap, reproduce, splat
+from harness import decode, expectations, ktap, printer, reproduce, splat
 from harness.boot import GUEST_START, BootOutcome, strip_timestamp
 from harness.errors import EXIT_INFRA, EXIT_OK, EXIT_TEST_FAILURE
 from harness.junit import to_junit
@@ -216,6 +217,8 @@ def emit(rec: RunRecord, verdict: Verdict, kernel: str) -> int:
     """Write junit.xml, summary.txt and results.json; print the summary."""
     code = verdict.code
     outcome, root, splats = verdict.outcome, verdict.root, verdict.splats
+    if splats:
+        decode_splats(rec, splats)
     metadata = dict(rec.data.get("metadata", {}), kernel=kernel, boot_end=outcome.end)
     data = to_json(root, splats, metadata)
     rec.data.update(tests=data.get("tests", []), counts=data.get("counts", {}),
@@ -231,6 +234,23 @@ def emit(rec: RunRecord, verdict: Verdict, kernel: str) -> int:
     status = "pass" if code == EXIT_OK else ("error" if code == EXIT_INFRA else "fail")
     rec.finish(status, code)
     return code
+
+
+def decode_splats(rec: RunRecord, splats: list[splat.Splat]) -> None:
+    """Decode the splats' stack traces with the image's vmlinux, if it kept one."""
+    where = decode.decoder_for(rec.data.get("metadata", {}).get("image") or {})
+    if where is None:
+        rec.meta(decoded="no: this image kept no vmlinux (built before decoding existed?)")
+        return
+    vmlinux, tree = where
+    printer.stage(f"Decoding the stack traces with {decode.SCRIPT} and {vmlinux} ...")
+    try:
+        placed = decode.decode_splats(splats, vmlinux, tree)
+    except (OSError, subprocess.SubprocessError) as e:
+        printer.warn(f"stack traces left as printed: {e}")
+        rec.meta(decoded=f"no: {e}")
+        return
+    rec.meta(decoded=f"{placed} frames at file:line by {tree / decode.SCRIPT} {vmlinux}")
 
 
 def summarize(root: TestResult, splats: list[splat.Splat], outcome: BootOutcome, kernel: str,
@@ -253,7 +273,7 @@ def summarize(root: TestResult, splats: list[splat.Splat], outcome: BootOutcome,
                 out.extend(_log_tail(node, "      | "))
     for s in splats:
         out.append(f"  KERNEL SPLAT ({s.kind}) at console line {s.line_number + 1}: {s.title}")
-        out.extend(f"      {line}" for line in s.lines[:40])
+        out.extend(f"      {line}" for line in s.shown[:40])
     counts: dict[str, int] = {}
     for top in root.children:
         for leaf in _leaves(top):

@@ -27,7 +27,10 @@ def overall_status(result: TestResult, splats: list[Splat]) -> str:
 
 
 def splat_to_dict(s: Splat) -> dict[str, Any]:
-    return {"kind": s.kind, "title": s.title, "lines": list(s.lines), "line_number": s.line_number}
+    # "lines" as the console printed them; "decoded" the same lines with each
+    # stack frame at its file:line (empty when the run kept no vmlinux).
+    return {"kind": s.kind, "title": s.title, "lines": list(s.lines),
+            "decoded": list(s.decoded), "line_number": s.line_number}
 
 
 def to_json(result: TestResult, splats: list[Splat], metadata: dict[str, Any]) -> dict[str, Any]:

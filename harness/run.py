@@ -171,6 +171,9 @@ def build_kernel(req: Request, rec: RunRecord) -> KernelImage:
         idir.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(res.image, idir / "bzImage")
         shutil.copyfile(bdir / ".config", idir / "config")
+        # Its symbols (and debug info, if any) decode this kernel's splats.
+        shutil.copyfile(bdir / "vmlinux", idir / "vmlinux")
+        info["vmlinux"] = str(idir / "vmlinux")
         (idir / "image.json").write_text(json.dumps(info, indent=2))
     return KernelImage(idir / "bzImage", info, res.warnings)
 

@@ -45,6 +45,13 @@ class Splat:
     title: str
     lines: list[str] = field(default_factory=list)  # headline first, printk prefixes stripped
     line_number: int = 0  # 0-based index of the headline in the log
+    # `lines` with each stack frame decoded to file:line (harness/decode.py); empty if not
+    decoded: list[str] = field(default_factory=list)
+
+    @property
+    def shown(self) -> list[str]:
+        """What a report shows: the decoded lines when there are any."""
+        return self.decoded or self.lines
 
 
 # Ordered: the first match wins, so specific "BUG: ..." forms precede generic ones.

@@ -129,6 +129,13 @@ def test_guest_panic_is_a_crash_with_the_splat(default_run, results_root):
     assert time.monotonic() - t0 < 120
     kinds = {s["kind"] for s in run.data["splats"]}
     assert kinds & {"panic", "oops", "bug"}, run.data["splats"]
+    # The trace is decoded with the image's vmlinux (file:line where it has debug
+    # info; function+offset stays either way); console.log keeps it as printed.
+    panic = next(s for s in run.data["splats"] if s["kind"] in ("panic", "oops", "bug"))
+    assert len(panic["decoded"]) == len(panic["lines"]), run.data["metadata"].get("decoded")
+    assert any("sysrq_handle_crash+0x" in line for line in panic["decoded"])
+    assert "sysrq_handle_crash+0x" in (run.results / "summary.txt").read_text()
+    assert "sysrq_handle_crash (" not in (run.results / "console.log").read_text()
     tests = {t["name"]: t["status"] for t in run.data["tests"]}
     # `pass` was promised by the plan but never ran: crashed, not passed.
     assert any(n.endswith("pass") and s == "CRASHED" for n, s in tests.items()), tests
