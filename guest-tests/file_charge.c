@@ -17,9 +17,12 @@
  * measures between their steps.
  */
 #define _GNU_SOURCE
+#include <linux/aio_abi.h>
 #include <linux/io_uring.h>
+#include <pthread.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/shm.h>
 #include <sys/socket.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
@@ -53,12 +56,44 @@
 /* SCM_RIGHTS carries at most SCM_MAX_FD (253) descriptors per message. */
 #define FDS_PER_MSG		250
 
+#define NR_HUGEPAGES_PATH	"/proc/sys/vm/nr_hugepages"
+
+static long read_long_file(const char *path)
+{
+	char buf[64];
+
+	if (read_text(path, buf, sizeof(buf)) <= 0)
+		return -1;
+	return atol(buf);
+}
+
+static int write_nr_hugepages(long n)
+{
+	char buf[32];
+
+	snprintf(buf, sizeof(buf), "%ld", n);
+	return write_text(NR_HUGEPAGES_PATH, buf, strlen(buf)) < 0 ? -1 : 0;
+}
+
+/* A figure of /proc/meminfo, e.g. "HugePages_Free:"; -1 if absent. */
+static long meminfo(const char *key)
+{
+	static char buf[8192];
+	char *p;
+
+	if (read_text("/proc/meminfo", buf, sizeof(buf)) <= 0)
+		return -1;
+	p = strstr(buf, key);
+	return p ? atol(p + strlen(key)) : -1;
+}
+
 FIXTURE(charge) {
 	char parent[PATH_MAX];
 	char a[PATH_MAX];	/* the memcg the files are opened in */
 	char b[PATH_MAX];	/* another memcg, for receivers */
 	long lo, hi;		/* accepted bytes per struct file */
 	long slack;		/* accepted error of a slab reading */
+	long saved_nr_hugepages;	/* to restore, or -1 */
 };
 
 FIXTURE_SETUP(charge)
@@ -79,10 +114,13 @@ FIXTURE_SETUP(charge)
 		self->hi = FILE_CHARGE_FALLBACK_MAX;
 	}
 	self->slack = stat_slack();
+	self->saved_nr_hugepages = -1;
 }
 
 FIXTURE_TEARDOWN_PARENT(charge)
 {
+	if (self->saved_nr_hugepages >= 0)
+		write_nr_hugepages(self->saved_nr_hugepages);
 	remove_cgroup(self->a);
 	remove_cgroup(self->b);
 	remove_cgroup(self->parent);
@@ -951,6 +989,617 @@ TEST_F(charge, covers_io_uring_direct_descriptors)
 
 	ASSERT_CHARGED_ONCE(opened - registered, NR_FILES_SMALL);
 	ASSERT_UNCHANGED(ring_only, unregistered);
+}
+
+/* --- files that other system calls make ----------------------------- */
+
+/*
+ * Each of the following system calls makes a struct file that no fd table
+ * ever sees, next to other charged objects. Each test measures the same
+ * calls on a "twin" that makes everything but that file, or the same
+ * things with a file that is charged for sure, and asserts the difference:
+ * without a charge for the file it would be one struct file smaller.
+ */
+
+/*
+ * The twin of a mapping made with a file of its own: mappings of one
+ * memfd, a vm_area_struct each (pgoff 0 every time, so that none merges
+ * with its neighbour). Returns how many were mapped.
+ */
+static int map_memfd_many(int memfd, void **maps, int n)
+{
+	int i;
+
+	for (i = 0; i < n; i++) {
+		maps[i] = mmap(NULL, PAGE_SIZE, PROT_READ | PROT_WRITE,
+			       MAP_SHARED, memfd, 0);
+		if (maps[i] == MAP_FAILED)
+			break;
+	}
+	return i;
+}
+
+static void unmap_many(void **maps, int n, size_t len)
+{
+	int i;
+
+	for (i = 0; i < n; i++)
+		munmap(maps[i], len);
+}
+
+/*
+ * SysV shared memory, as PostgreSQL (before 9.3, and still for its small
+ * control segment) or an X client using MIT-SHM does it: shmget() makes a
+ * segment with a file of its own (shmem_kernel_file_setup()), and every
+ * shmat() makes another file (alloc_file_clone() in ipc/shm.c) that lives
+ * as the new mapping's vm_file, until shmdt().
+ */
+#define NR_SHM_SEGMENTS		1000	/* shmmni is 4096 */
+
+static void shm_worker(struct worker *w)
+{
+	void **maps = calloc(NR_FILES_SMALL, sizeof(void *));
+	int *ids = calloc(NR_SHM_SEGMENTS, sizeof(int));
+	int id, memfd, fd, i;
+
+	if (!maps || !ids || prepare_fd_table(64))
+		worker_fail(w, "prepare");
+	id = shmget(IPC_PRIVATE, PAGE_SIZE, IPC_CREAT | 0600);
+	if (id < 0)
+		worker_fail(w, "shmget");
+	memfd = memfd_create("file_charge", 0);
+	if (memfd < 0 || ftruncate(memfd, PAGE_SIZE))
+		worker_fail(w, "memfd_create");
+	worker_done(w, 1);
+
+	worker_wait(w, 2);		/* one segment, attached many times */
+	for (i = 0; i < NR_FILES_SMALL; i++)
+		if ((maps[i] = shmat(id, NULL, 0)) == (void *)-1)
+			worker_fail(w, "shmat");
+	worker_done(w, 2);
+
+	worker_wait(w, 3);
+	for (i = 0; i < NR_FILES_SMALL; i++)
+		if (shmdt(maps[i]))
+			worker_fail(w, "shmdt");
+	worker_done(w, 3);
+
+	worker_wait(w, 4);		/* twin: the mappings alone */
+	if (map_memfd_many(memfd, maps, NR_FILES_SMALL) != NR_FILES_SMALL)
+		worker_fail(w, "mmap memfd");
+	worker_done(w, 4);
+
+	worker_wait(w, 5);
+	unmap_many(maps, NR_FILES_SMALL, PAGE_SIZE);
+	worker_done(w, 5);
+
+	worker_wait(w, 6);		/* many segments, attached once each */
+	for (i = 0; i < NR_SHM_SEGMENTS; i++) {
+		ids[i] = shmget(IPC_PRIVATE, PAGE_SIZE, IPC_CREAT | 0600);
+		if (ids[i] < 0)
+			worker_fail(w, "shmget");
+		if ((maps[i] = shmat(ids[i], NULL, 0)) == (void *)-1)
+			worker_fail(w, "shmat");
+	}
+	worker_done(w, 6);
+
+	worker_wait(w, 7);
+	for (i = 0; i < NR_SHM_SEGMENTS; i++)
+		if (shmctl(ids[i], IPC_RMID, NULL) || shmdt(maps[i]))
+			worker_fail(w, "IPC_RMID/shmdt");
+	worker_done(w, 7);
+
+	worker_wait(w, 8);		/* twin: memfds mapped, then closed */
+	for (i = 0; i < NR_SHM_SEGMENTS; i++) {
+		fd = memfd_create("file_charge", 0);
+		if (fd < 0 || ftruncate(fd, PAGE_SIZE))
+			worker_fail(w, "memfd_create");
+		maps[i] = mmap(NULL, PAGE_SIZE, PROT_READ | PROT_WRITE,
+			       MAP_SHARED, fd, 0);
+		if (maps[i] == MAP_FAILED)
+			worker_fail(w, "mmap memfd");
+		close(fd);
+	}
+	worker_done(w, 8);
+
+	worker_wait(w, 9);
+	unmap_many(maps, NR_SHM_SEGMENTS, PAGE_SIZE);
+	shmctl(id, IPC_RMID, NULL);
+	worker_done(w, 9);
+	worker_wait(w, 10);
+}
+
+TEST_F(charge, covers_sysv_shm_attach)
+{
+	long base, attached, detached, mapped, unmapped, segments, removed;
+	long memfds, memfds_unmapped;
+	long per_attach, per_vma, per_segment, per_memfd, attach_file, rest;
+	struct worker w;
+
+	ASSERT_EQ(0, worker_start(&w, self->a, shm_worker, NULL));
+	ASSERT_STEP(&w, 1);
+	base = slab_unreclaimable(self->a);
+	ASSERT_STEP(&w, 2);
+	attached = slab_unreclaimable(self->a);
+	ASSERT_STEP(&w, 3);
+	detached = slab_settle(self->a, base, self->slack);
+	ASSERT_STEP(&w, 4);
+	mapped = slab_unreclaimable(self->a);
+	ASSERT_STEP(&w, 5);
+	unmapped = slab_settle(self->a, base, self->slack);
+	ASSERT_STEP(&w, 6);
+	segments = slab_unreclaimable(self->a);
+	ASSERT_STEP(&w, 7);
+	removed = slab_settle(self->a, base, self->slack);
+	ASSERT_STEP(&w, 8);
+	memfds = slab_unreclaimable(self->a);
+	ASSERT_STEP(&w, 9);
+	memfds_unmapped = slab_settle(self->a, base, self->slack);
+	worker_finish(&w);
+
+	per_attach = (attached - base) / NR_FILES_SMALL;
+	per_vma = (mapped - detached) / NR_FILES_SMALL;
+	per_segment = (segments - unmapped) / NR_SHM_SEGMENTS;
+	per_memfd = (memfds - removed) / NR_SHM_SEGMENTS;
+	ksft_print_msg("bytes per shmat(): %ld, per memfd mapping alone: %ld\n",
+		       per_attach, per_vma);
+	ksft_print_msg("bytes per segment (shmget + shmat): %ld, per memfd mapped and closed: %ld\n",
+		       per_segment, per_memfd);
+
+	/* shmat() = a mapping + its file (+ an uncharged shm_file_data) */
+	attach_file = per_attach - per_vma;
+	ASSERT_CHARGED_ONCE(attach_file * NR_FILES_SMALL, NR_FILES_SMALL);
+	/*
+	 * A segment = what a memfd mapping costs (a shmem file, its inode,
+	 * a vma) + the attach's file + a struct shmid_kernel (kmalloc-256 on
+	 * x86_64, 264 bytes charged). Without a charge for the segment's own
+	 * file, the rest would be one struct file less (64 bytes): more than
+	 * half a struct file must remain.
+	 */
+	rest = per_segment - per_memfd - attach_file;
+	ksft_print_msg("bytes per segment beyond a memfd mapping and the attach's file: %ld\n",
+		       rest);
+	ASSERT_GE(rest, self->lo / 2);
+	ASSERT_UNCHANGED(base, detached);
+	ASSERT_UNCHANGED(base, unmapped);
+	ASSERT_UNCHANGED(base, removed);
+	ASSERT_UNCHANGED(base, memfds_unmapped);
+}
+
+/*
+ * Linux AIO, as database engines and QEMU (aio=native) use it: io_setup()
+ * maps a ring whose file (aio_private_file() in fs/aio.c) lives only as
+ * that mapping's vm_file. The kioctx and its per-CPU data are not charged
+ * and the ring pages are page cache, not slab: the slab charge of an
+ * io_setup() is that file and the mapping's vma.
+ */
+struct aio_arg {
+	int n;			/* io_setup() calls */
+};
+
+static void aio_worker(struct worker *w)
+{
+	struct aio_arg *arg = w->arg;
+	aio_context_t *ctx = calloc(arg->n, sizeof(*ctx));
+	void **maps = calloc(arg->n, sizeof(void *));
+	int memfd, i;
+
+	if (!ctx || !maps || prepare_fd_table(64))
+		worker_fail(w, "prepare");
+	memfd = memfd_create("file_charge", 0);
+	if (memfd < 0 || ftruncate(memfd, PAGE_SIZE))
+		worker_fail(w, "memfd_create");
+	worker_done(w, 1);
+
+	worker_wait(w, 2);
+	for (i = 0; i < arg->n; i++)
+		if (syscall(__NR_io_setup, 1, &ctx[i]))
+			worker_fail(w, "io_setup");
+	worker_done(w, 2);
+
+	worker_wait(w, 3);
+	for (i = 0; i < arg->n; i++)
+		if (syscall(__NR_io_destroy, ctx[i]))
+			worker_fail(w, "io_destroy");
+	worker_done(w, 3);
+
+	worker_wait(w, 4);		/* twin: the mappings alone */
+	if (map_memfd_many(memfd, maps, arg->n) != arg->n)
+		worker_fail(w, "mmap memfd");
+	worker_done(w, 4);
+
+	worker_wait(w, 5);
+	unmap_many(maps, arg->n, PAGE_SIZE);
+	worker_done(w, 5);
+	worker_wait(w, 6);
+}
+
+TEST_F(charge, covers_aio_rings)
+{
+	long max_nr = read_long_file("/proc/sys/fs/aio-max-nr");
+	long nr = read_long_file("/proc/sys/fs/aio-nr");
+	long base, set_up, destroyed, mapped, unmapped, per_ring, per_vma;
+	struct aio_arg arg = { NR_FILES_SMALL };
+	struct worker w;
+
+	if (max_nr < 0)
+		SKIP(return, "no /proc/sys/fs/aio-max-nr: CONFIG_AIO off?");
+	/* each io_setup(1, ...) counts 1 against aio-max-nr */
+	if (max_nr - nr < arg.n)
+		arg.n = max_nr - nr;
+	if (arg.n < NR_FILES_SMALL / 4)
+		SKIP(return, "aio-max-nr %ld, aio-nr %ld: too few rings left",
+		     max_nr, nr);
+
+	ASSERT_EQ(0, worker_start(&w, self->a, aio_worker, &arg));
+	ASSERT_STEP(&w, 1);
+	base = slab_unreclaimable(self->a);
+	ASSERT_STEP(&w, 2);
+	set_up = slab_unreclaimable(self->a);
+	ASSERT_STEP(&w, 3);
+	destroyed = slab_settle(self->a, base, self->slack);
+	ASSERT_STEP(&w, 4);
+	mapped = slab_unreclaimable(self->a);
+	ASSERT_STEP(&w, 5);
+	unmapped = slab_settle(self->a, base, self->slack);
+	worker_finish(&w);
+
+	per_ring = (set_up - base) / arg.n;
+	per_vma = (mapped - destroyed) / arg.n;
+	ksft_print_msg("bytes per io_setup(): %ld, per mapping alone: %ld\n",
+		       per_ring, per_vma);
+	ASSERT_CHARGED_ONCE((per_ring - per_vma) * arg.n, arg.n);
+	ASSERT_UNCHANGED(base, destroyed);
+	ASSERT_UNCHANGED(base, unmapped);
+}
+
+/*
+ * io_uring rings that only live in the task's registered ring table
+ * (IORING_SETUP_REGISTERED_FD_ONLY, 6.5+): io_uring_setup() returns an
+ * index into it, never a descriptor, so the ring's file never reaches an
+ * fd table. liburing's io_uring_queue_init_mem() with that flag is how a
+ * program gets one; the flag needs IORING_SETUP_NO_MMAP (io_uring_create()
+ * in io_uring/io_uring.c), i.e. ring and SQE memory from the program.
+ * A task has IO_RINGFD_REG_MAX (16) registered rings at most, so threads
+ * make them, 16 each. Their twin is the same rings with descriptors.
+ */
+#ifdef IORING_SETUP_NO_MMAP
+#define URING_USER_ADDR	user_addr
+#else				/* uapi headers before 6.5 */
+#define IORING_SETUP_NO_MMAP		(1U << 14)
+#define URING_USER_ADDR	resv2
+#endif
+#ifndef IORING_SETUP_REGISTERED_FD_ONLY
+#define IORING_SETUP_REGISTERED_FD_ONLY	(1U << 15)
+#endif
+#ifndef IORING_REGISTER_USE_REGISTERED_RING
+#define IORING_REGISTER_USE_REGISTERED_RING	(1U << 31)
+#endif
+
+#define URING_THREADS		64
+#define URING_RINGS_PER_THREAD	16
+#define NR_URING_RINGS		(URING_THREADS * URING_RINGS_PER_THREAD)
+/* Ring memory per ring: one page for the rings, one for the SQEs. */
+#define URING_RING_MEM		(2 * PAGE_SIZE)
+/* Per thread: the rings measured and the one made first. */
+#define URING_THREAD_MEM	((URING_RINGS_PER_THREAD + 1) * URING_RING_MEM)
+
+enum {
+	URING_PREPARE = 1,	/* one ring kept open: the task context */
+	URING_REGISTERED,	/* 16 registered-only rings */
+	URING_UNREGISTER,
+	URING_WITH_FD,		/* twin: 16 rings with descriptors */
+	URING_CLOSE,
+	URING_PHASES = URING_CLOSE
+};
+
+struct uring_threads {
+	char *mem;		/* URING_RING_MEM per ring, pre-faulted */
+	volatile int phase;	/* the worker: phase to run */
+	volatile int done;	/* threads: phases completed, summed */
+	volatile int err;	/* threads: errno of a failure */
+};
+
+struct uring_thread {
+	struct uring_threads *all;
+	int index;
+	int first_fd;		/* made in URING_PREPARE, kept to the end */
+	int fds[URING_RINGS_PER_THREAD];
+};
+
+/* A ring with one SQE, in caller memory; returns an fd or an index. */
+static int uring_setup_in(char *mem, unsigned int flags)
+{
+	struct io_uring_params p;
+
+	memset(&p, 0, sizeof(p));
+	p.flags = IORING_SETUP_NO_MMAP | flags;
+	p.cq_off.URING_USER_ADDR = (unsigned long)mem;
+	p.sq_off.URING_USER_ADDR = (unsigned long)mem + PAGE_SIZE;
+	return syscall(__NR_io_uring_setup, 1, &p);
+}
+
+static int uring_thread_phase(struct uring_thread *t, int phase)
+{
+	struct io_uring_rsrc_update up[URING_RINGS_PER_THREAD];
+	char *mem = t->all->mem + (long)t->index * URING_THREAD_MEM;
+	int i, ret;
+
+	switch (phase) {
+	case URING_PREPARE:
+		/*
+		 * The first ring gives the thread its io_uring task context;
+		 * kept open, because a closed ring is freed later, from a
+		 * workqueue, which would blur the readings.
+		 */
+		t->first_fd = uring_setup_in(mem + URING_RINGS_PER_THREAD *
+					     URING_RING_MEM, 0);
+		return t->first_fd < 0 ? -1 : 0;
+	case URING_REGISTERED:
+	case URING_WITH_FD:
+		for (i = 0; i < URING_RINGS_PER_THREAD; i++) {
+			t->fds[i] = uring_setup_in(mem + i * URING_RING_MEM,
+					phase == URING_REGISTERED ?
+					IORING_SETUP_REGISTERED_FD_ONLY : 0);
+			if (t->fds[i] < 0)
+				return -1;
+		}
+		return 0;
+	case URING_UNREGISTER:
+		/* all 16 at once, through the first of them */
+		memset(up, 0, sizeof(up));
+		for (i = 0; i < URING_RINGS_PER_THREAD; i++)
+			up[i].offset = t->fds[i];
+		ret = syscall(__NR_io_uring_register, t->fds[0],
+			      IORING_UNREGISTER_RING_FDS |
+			      IORING_REGISTER_USE_REGISTERED_RING,
+			      up, URING_RINGS_PER_THREAD);
+		return ret == URING_RINGS_PER_THREAD ? 0 : -1;
+	case URING_CLOSE:
+		for (i = 0; i < URING_RINGS_PER_THREAD; i++)
+			close(t->fds[i]);
+		return 0;
+	}
+	return -1;
+}
+
+static void *uring_thread_fn(void *p)
+{
+	struct uring_thread *t = p;
+	volatile char stack[16 << 10];
+	int phase;
+
+	memset((char *)stack, 0, sizeof(stack));
+	for (phase = 1; phase <= URING_PHASES; phase++) {
+		while (__atomic_load_n(&t->all->phase, __ATOMIC_ACQUIRE) < phase)
+			usleep(500);
+		if (uring_thread_phase(t, phase))
+			__atomic_store_n(&t->all->err, errno ? errno : -1,
+					 __ATOMIC_RELEASE);
+		__atomic_add_fetch(&t->all->done, 1, __ATOMIC_ACQ_REL);
+	}
+	return NULL;
+}
+
+/* The worker: run @phase on every thread and wait for them. */
+static int uring_threads_run(struct uring_threads *all, int phase)
+{
+	__atomic_store_n(&all->phase, phase, __ATOMIC_RELEASE);
+	while (__atomic_load_n(&all->done, __ATOMIC_ACQUIRE) <
+	       phase * URING_THREADS)
+		usleep(500);
+	errno = all->err;
+	return all->err ? -1 : 0;
+}
+
+static void uring_regonly_worker(struct worker *w)
+{
+	static struct uring_thread threads[URING_THREADS];
+	static struct uring_threads all;
+	pthread_t tid;
+	int i, phase;
+
+	all.mem = mmap(NULL, (long)URING_THREADS * URING_THREAD_MEM,
+		       PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+		       -1, 0);
+	if (all.mem == MAP_FAILED ||
+	    prepare_fd_table(NR_URING_RINGS + URING_THREADS + 64))
+		worker_fail(w, "prepare");
+	memset(all.mem, 0, (long)URING_THREADS * URING_THREAD_MEM);
+	for (i = 0; i < URING_THREADS; i++) {
+		threads[i].all = &all;
+		threads[i].index = i;
+		if (pthread_create(&tid, NULL, uring_thread_fn, &threads[i]))
+			worker_fail(w, "pthread_create");
+		pthread_detach(tid);
+	}
+	if (uring_threads_run(&all, URING_PREPARE)) {
+		w->shm->val[0] = errno;	/* no io_uring: reported as a skip */
+		worker_done(w, INT_MAX);
+		return;
+	}
+	worker_done(w, URING_PREPARE);
+
+	for (phase = URING_REGISTERED; phase <= URING_CLOSE; phase++) {
+		worker_wait(w, phase);
+		if (uring_threads_run(&all, phase)) {
+			if (phase == URING_REGISTERED && errno == EINVAL) {
+				/* before 6.5: reported as a skip */
+				w->shm->val[0] = errno;
+				worker_done(w, INT_MAX);
+				return;
+			}
+			worker_fail(w, "io_uring_setup/register");
+		}
+		worker_done(w, phase);
+	}
+	worker_wait(w, URING_CLOSE + 1);
+}
+
+TEST_F(charge, covers_io_uring_registered_fd_only)
+{
+	long base, registered, unregistered, with_fd, closed;
+	long per_registered, per_with_fd;
+	struct worker w;
+
+	ASSERT_EQ(0, worker_start(&w, self->a, uring_regonly_worker, NULL));
+	worker_step(&w, URING_PREPARE);
+	if (w.shm->done == INT_MAX)
+		goto skip;
+	ASSERT_EQ(URING_PREPARE, w.shm->done)
+		TH_LOG("worker: %s", worker_end(&w));
+	base = slab_unreclaimable(self->a);
+	worker_step(&w, URING_REGISTERED);
+	if (w.shm->done == INT_MAX)
+		goto skip;
+	ASSERT_EQ(URING_REGISTERED, w.shm->done)
+		TH_LOG("worker: %s", worker_end(&w));
+	registered = slab_unreclaimable(self->a);
+	ASSERT_STEP(&w, URING_UNREGISTER);
+	unregistered = slab_settle(self->a, base, self->slack);
+	ASSERT_STEP(&w, URING_WITH_FD);
+	with_fd = slab_unreclaimable(self->a);
+	ASSERT_STEP(&w, URING_CLOSE);
+	closed = slab_settle(self->a, base, self->slack);
+	worker_finish(&w);
+
+	per_registered = (registered - base) / NR_URING_RINGS;
+	per_with_fd = (with_fd - unregistered) / NR_URING_RINGS;
+	ksft_print_msg("bytes per registered-only ring: %ld, per ring with a descriptor: %ld\n",
+		       per_registered, per_with_fd);
+	ASSERT_GE(per_registered, self->lo);
+	/* less than half a struct file apart */
+	ASSERT_GE(per_registered, per_with_fd - self->lo / 2);
+	ASSERT_LE(per_registered, per_with_fd + self->lo / 2);
+	ASSERT_UNCHANGED(base, unregistered);
+	ASSERT_UNCHANGED(base, closed);
+	return;
+skip:
+	worker_finish(&w);
+	SKIP(return, "no registered-only io_uring rings: %s",
+	     strerror(w.shm->val[0]));
+}
+
+/*
+ * MAP_SHARED | MAP_ANONYMOUS | MAP_HUGETLB, as a JVM, DPDK or a database
+ * sharing huge pages with its children maps them: hugetlb_file_setup()
+ * makes a hugetlbfs file per mapping (shmem_zero_setup() is not involved).
+ * The twin is memfd_create(MFD_HUGETLB), mapped and closed: the same
+ * hugetlb_file_setup(), with a file that went through fd_install().
+ * Reserving huge pages needs free ones: the first mappings reserve the
+ * pages the test sets aside in nr_hugepages, the others are MAP_NORESERVE
+ * (as a program that maps more than it has reserved must); none is touched.
+ */
+#define HUGE_PAGES_RESERVED	8
+
+struct huge_arg {
+	long size;		/* huge page size */
+	int reserved;		/* mappings that reserve a huge page */
+};
+
+static int huge_flags(struct huge_arg *arg, int i)
+{
+	return i < arg->reserved ? 0 : MAP_NORESERVE;
+}
+
+static void huge_worker(struct worker *w)
+{
+	struct huge_arg *arg = w->arg;
+	void **maps = calloc(NR_FILES_SMALL, sizeof(void *));
+	int i, fd;
+
+	if (!maps || prepare_fd_table(64))
+		worker_fail(w, "prepare");
+	worker_done(w, 1);
+
+	worker_wait(w, 2);
+	for (i = 0; i < NR_FILES_SMALL; i++) {
+		maps[i] = mmap(NULL, arg->size, PROT_READ | PROT_WRITE,
+			       MAP_SHARED | MAP_ANONYMOUS | MAP_HUGETLB |
+			       huge_flags(arg, i), -1, 0);
+		if (maps[i] == MAP_FAILED) {
+			if (i == 0) {	/* reported as a skip */
+				w->shm->val[0] = errno;
+				worker_done(w, INT_MAX);
+				return;
+			}
+			worker_fail(w, "mmap MAP_HUGETLB");
+		}
+	}
+	worker_done(w, 2);
+
+	worker_wait(w, 3);
+	unmap_many(maps, NR_FILES_SMALL, arg->size);
+	worker_done(w, 3);
+
+	worker_wait(w, 4);
+	for (i = 0; i < NR_FILES_SMALL; i++) {
+		fd = memfd_create("file_charge", MFD_HUGETLB);
+		if (fd < 0)
+			worker_fail(w, "memfd_create(MFD_HUGETLB)");
+		maps[i] = mmap(NULL, arg->size, PROT_READ | PROT_WRITE,
+			       MAP_SHARED | huge_flags(arg, i), fd, 0);
+		if (maps[i] == MAP_FAILED)
+			worker_fail(w, "mmap hugetlb memfd");
+		close(fd);
+	}
+	worker_done(w, 4);
+
+	worker_wait(w, 5);
+	unmap_many(maps, NR_FILES_SMALL, arg->size);
+	worker_done(w, 5);
+	worker_wait(w, 6);
+}
+
+TEST_F(charge, covers_hugetlb_shared_anon)
+{
+	long base, mapped, unmapped, memfd_mapped, memfd_unmapped;
+	long per_anon, per_memfd, avail;
+	struct huge_arg arg = { meminfo("Hugepagesize:") * 1024, 0 };
+	struct worker w;
+
+	if (arg.size <= 0)
+		SKIP(return, "no huge pages (Hugepagesize in /proc/meminfo)");
+	self->saved_nr_hugepages = read_long_file(NR_HUGEPAGES_PATH);
+	if (self->saved_nr_hugepages >= 0)
+		write_nr_hugepages(self->saved_nr_hugepages +
+				   HUGE_PAGES_RESERVED);
+	avail = meminfo("HugePages_Free:") - meminfo("HugePages_Rsvd:");
+	arg.reserved = avail < HUGE_PAGES_RESERVED ?
+		       (avail > 0 ? avail : 0) : HUGE_PAGES_RESERVED;
+	ksft_print_msg("%d of %d mappings reserve a huge page of %ld KiB\n",
+		       arg.reserved, NR_FILES_SMALL, arg.size >> 10);
+
+	ASSERT_EQ(0, worker_start(&w, self->a, huge_worker, &arg));
+	ASSERT_STEP(&w, 1);
+	base = slab_unreclaimable(self->a);
+	worker_step(&w, 2);
+	if (w.shm->done == INT_MAX) {
+		int err = w.shm->val[0];
+
+		worker_finish(&w);
+		SKIP(return, "MAP_HUGETLB: %s", strerror(err));
+	}
+	ASSERT_EQ(2, w.shm->done) TH_LOG("worker: %s", worker_end(&w));
+	mapped = slab_unreclaimable(self->a);
+	ASSERT_STEP(&w, 3);
+	unmapped = slab_settle(self->a, base, self->slack);
+	ASSERT_STEP(&w, 4);
+	memfd_mapped = slab_unreclaimable(self->a);
+	ASSERT_STEP(&w, 5);
+	memfd_unmapped = slab_settle(self->a, base, self->slack);
+	worker_finish(&w);
+
+	per_anon = (mapped - base) / NR_FILES_SMALL;
+	per_memfd = (memfd_mapped - unmapped) / NR_FILES_SMALL;
+	ksft_print_msg("bytes per MAP_HUGETLB shared anonymous mapping: %ld, per hugetlb memfd mapping: %ld\n",
+		       per_anon, per_memfd);
+	ASSERT_GE(per_anon, self->lo);
+	/* less than half a struct file apart */
+	ASSERT_GE(per_anon, per_memfd - self->lo / 2);
+	ASSERT_LE(per_anon, per_memfd + self->lo / 2);
+	ASSERT_UNCHANGED(base, unmapped);
+	ASSERT_UNCHANGED(base, memfd_unmapped);
 }
 
 /* --- open() at the limit ---------------------------------------------- */
