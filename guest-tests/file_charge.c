@@ -1861,4 +1861,277 @@ TEST_F(over_limit, open_reclaims_page_cache)
 	ASSERT_EQ(oom_kills, memcg_event(self->child, "oom_kill "));
 }
 
+/* --- ordinary openers at the limit ------------------------------------ */
+
+/*
+ * The fill worker above readies every page it will touch. Real programs do
+ * not: they grow arrays as they go, write to pages they share copy-on-write
+ * with their parent, grow their fd table. The series promises them ENOMEM
+ * from open(), not the OOM killer: a forced file charge never takes the
+ * last 32 KiB below memory.max (open() refuses new files first), which
+ * leaves a few pages for such faults. Vanilla charges each file with
+ * reclaim and, at the limit, the OOM killer.
+ *
+ * Each opener readies itself in step 1 (outside what is measured), and in
+ * step 2 opens until open() fails: val[0] files so far (kept up to date,
+ * the shared page costs nothing), val[1] the errno, val[2] 1 if something
+ * else than open() failed first.
+ */
+enum { OPENED, OPEN_ERRNO, OTHER_FAILED };
+
+/*
+ * memory.high below usage makes the kernel drain the per-CPU charge
+ * stocks, which memory.current counts but nothing uses yet (and try to
+ * reclaim a page); unlike memory.max it never OOM-kills. Put back at once;
+ * other CPUs drain from a workqueue. Then memory.max = memory.current +
+ * headroom leaves exactly headroom to the opener.
+ */
+static void drain_charge_stocks(const char *cg)
+{
+	long current = cg_read_long(cg, "memory.current");
+	char max[] = "max";
+
+	if (current > PAGE_SIZE)
+		cg_write_numeric(cg, "memory.high", current - PAGE_SIZE);
+	cg_write(cg, "memory.high", max);
+	usleep(100000);
+}
+
+static void check_opener_at_limit(struct __test_metadata *_metadata,
+				  const char *cg, worker_fn fn, void *arg,
+				  long headroom, long min_opens)
+{
+	long oom_kills, oom_kills_after, max_events;
+	struct worker w;
+	int step;
+
+	ASSERT_EQ(0, worker_start(&w, cg, fn, arg));
+	ASSERT_STEP(&w, 1);
+	drain_charge_stocks(cg);
+	oom_kills = memcg_event(cg, "oom_kill ");
+	max_events = memcg_event(cg, "max ");
+	ASSERT_EQ(0, cg_write_numeric(cg, "memory.max",
+				      cg_read_long(cg, "memory.current") +
+				      headroom));
+	step = worker_step(&w, 2);
+	if (step)
+		worker_kill(&w);	/* if it still runs */
+	oom_kills_after = memcg_event(cg, "oom_kill ");
+	if (step)
+		ksft_print_msg("files opened: %ld, then the opener was %s\n",
+			       w.shm->val[OPENED], worker_end(&w));
+	else
+		ksft_print_msg("files opened: %ld, then %s failed: errno %ld (%s)\n",
+			       w.shm->val[OPENED],
+			       w.shm->val[OTHER_FAILED] ? "another call" : "open()",
+			       w.shm->val[OPEN_ERRNO],
+			       strerror(w.shm->val[OPEN_ERRNO]));
+	ksft_print_msg("memory.events max: +%ld oom_kill: %ld -> %ld\n",
+		       memcg_event(cg, "max ") - max_events, oom_kills,
+		       oom_kills_after);
+	if (!step)
+		worker_finish(&w);
+
+	ASSERT_EQ(0, step) TH_LOG("opener %s", worker_end(&w));
+	ASSERT_EQ(0, w.shm->val[OTHER_FAILED]);
+	ASSERT_EQ(ENOMEM, w.shm->val[OPEN_ERRNO]);
+	ASSERT_EQ(oom_kills, oom_kills_after);
+	ASSERT_GE(w.shm->val[OPENED], min_opens);
+}
+
+/*
+ * Open until open() fails, writing each fd to @fds (the caller makes sure
+ * it is big enough) or, if @grow, to an array grown with realloc() as
+ * needed. Reports in the worker's values.
+ */
+static void open_until_failure(struct worker *w, int *fds, bool grow)
+{
+	long n = 0, cap = 0;
+	int fd;
+
+	for (n = 0; n < MAX_OPENS; n++) {
+		if (grow && n == cap) {
+			int *p;
+
+			cap = cap ? 2 * cap : 64;
+			p = realloc(fds, cap * sizeof(int));
+			if (!p) {
+				w->shm->val[OTHER_FAILED] = 1;
+				w->shm->val[OPEN_ERRNO] = errno;
+				return;
+			}
+			fds = p;
+		}
+		fd = open("/dev/null", O_RDONLY);
+		if (fd < 0) {
+			w->shm->val[OPEN_ERRNO] = errno;
+			return;
+		}
+		fds[n] = fd;
+		w->shm->val[OPENED] = n + 1;
+	}
+}
+
+/*
+ * A program that keeps the descriptors it opens in an array it grows with
+ * realloc() (a connection table, an fd cache): every 1024 files it writes
+ * to a page it never touched.
+ */
+static void growing_array_worker(struct worker *w)
+{
+	/* the fd table is the other test's: only the array grows here */
+	if (prepare_fd_table(MAX_OPENS + 64))
+		worker_fail(w, "prepare");
+	worker_done(w, 1);
+
+	worker_wait(w, 2);
+	open_until_failure(w, NULL, true);
+	worker_done(w, 2);
+	worker_wait(w, 3);
+}
+
+TEST_F(over_limit, growing_array_opener)
+{
+	check_opener_at_limit(_metadata, self->child, growing_array_worker,
+			      NULL, LIMIT_HEADROOM, MIN_OPENS_BEFORE_ENOMEM);
+}
+
+/*
+ * A server that forks a child per task: the parent filled an array (a
+ * table, a buffer) before the fork, the child writes each descriptor it
+ * opens into it, and every 1024 descriptors copies a page on write. The
+ * parent waits, as it would, and passes on how the child ended; it is
+ * exempt from the OOM killer (oom_score_adj -1000) so that the OOM
+ * killer, if it runs, can only pick the opener.
+ */
+#define FORK_ARRAY_SIZE		(256 << 10)
+
+static int write_oom_score_adj(const char *value)
+{
+	return write_text("/proc/self/oom_score_adj", (char *)value,
+			  strlen(value)) < 0 ? -1 : 0;
+}
+
+static void after_fork_worker(struct worker *w)
+{
+	int high = MAX_OPENS + 64, status;
+	int *fds = malloc(FORK_ARRAY_SIZE);
+	pid_t pid;
+
+	/*
+	 * Keep a descriptor open at the top of the table, so that fork()
+	 * gives the child a table as big (fork sizes it by the highest open
+	 * descriptor): only the array's pages are copied at the limit.
+	 */
+	if (!fds || prepare_fd_table(high + 1) || dup2(2, high) != high ||
+	    write_oom_score_adj("-1000"))
+		worker_fail(w, "prepare");
+	memset(fds, 0xff, FORK_ARRAY_SIZE);
+	pid = fork();
+	if (pid < 0)
+		worker_fail(w, "fork");
+	if (pid == 0) {
+		volatile char stack[64 << 10];
+
+		if (write_oom_score_adj("0"))
+			worker_fail(w, "oom_score_adj");
+		/* the child's own stack pages are copied before the limit */
+		memset((char *)stack, 0, sizeof(stack));
+		worker_done(w, 1);
+
+		worker_wait(w, 2);
+		open_until_failure(w, fds, false);
+		worker_done(w, 2);
+		worker_wait(w, 3);
+		_exit(0);
+	}
+	if (waitpid(pid, &status, 0) != pid)
+		worker_fail(w, "waitpid");
+	if (WIFSIGNALED(status)) {
+		signal(WTERMSIG(status), SIG_DFL);
+		kill(getpid(), WTERMSIG(status));
+	}
+	_exit(WEXITSTATUS(status));
+}
+
+TEST_F(over_limit, opener_after_fork)
+{
+	check_opener_at_limit(_metadata, self->child, after_fork_worker,
+			      NULL, LIMIT_HEADROOM, MIN_OPENS_BEFORE_ENOMEM);
+}
+
+/*
+ * A program that raised RLIMIT_NOFILE (as systemd lets services do, up to
+ * 524288) and opens past the size of its fd table: the next open() first
+ * grows the table (expand_files() in fs/file.c: a pointer per slot and
+ * two bitmaps, kvmalloc()ed, charged), then allocates the file. The
+ * opener holds fds 0..table-1 when its memcg is where the series stops
+ * taking new files: TABLE_GROWTH_HEADROOM, the 32 KiB reserve, below
+ * memory.max. Growing 1024 slots to 2048 takes ~17 KiB, which the reserve
+ * holds; growing 4096 to 8192 takes ~66 KiB, which it does not: its charge
+ * has to reclaim like any page fault's, and finds nothing to reclaim.
+ */
+#define TABLE_GROWTH_HEADROOM	(32L << 10)
+
+/*
+ * The fd table's size, "FDSize:" in /proc/self/status read from @status_fd
+ * (opened beforehand: opening it now could grow the table); -1 if unknown.
+ */
+static long fd_table_size(int status_fd)
+{
+	char buf[4096], *p;
+	ssize_t len = pread(status_fd, buf, sizeof(buf) - 1, 0);
+
+	if (len <= 0)
+		return -1;
+	buf[len] = 0;
+	p = strstr(buf, "FDSize:");
+	return p ? atol(p + strlen("FDSize:")) : -1;
+}
+
+static void table_growth_worker(struct worker *w)
+{
+	int table = *(int *)w->arg;
+	struct rlimit rl = { MAX_OPENS + 64, MAX_OPENS + 64 };
+	int *fds = calloc(MAX_OPENS, sizeof(int));
+	int status_fd = open("/proc/self/status", O_RDONLY);
+	int fd;
+	long size;
+
+	if (!fds || status_fd < 0 || setrlimit(RLIMIT_NOFILE, &rl))
+		worker_fail(w, "prepare");
+	memset(fds, 0xff, MAX_OPENS * sizeof(int));
+	do
+		fd = open("/dev/null", O_RDONLY);
+	while (fd >= 0 && fd < table - 1);
+	size = fd_table_size(status_fd);
+	if (fd != table - 1 || size != table) {
+		fprintf(stderr, "# last fd %d, fd table size %ld\n", fd, size);
+		worker_fail(w, "filling the fd table");
+	}
+	worker_done(w, 1);
+
+	worker_wait(w, 2);
+	open_until_failure(w, fds, false);
+	worker_done(w, 2);
+	worker_wait(w, 3);
+}
+
+TEST_F(over_limit, fd_table_growth_at_limit)
+{
+	int table = 1024;
+
+	check_opener_at_limit(_metadata, self->child, table_growth_worker,
+			      &table, TABLE_GROWTH_HEADROOM, 0);
+}
+
+TEST_F(over_limit, large_fd_table_growth_at_limit)
+{
+	int table = 4096;
+
+	check_opener_at_limit(_metadata, self->child, table_growth_worker,
+			      &table, TABLE_GROWTH_HEADROOM, 0);
+}
+
+
 TEST_HARNESS_MAIN
