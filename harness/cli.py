@@ -362,11 +362,12 @@ def _add_ssh_command(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_ssh)
 
 
-# --- nightly (harness/nightly.py) ---
+# --- nightly (harness/nightly/) ---
 
 def cmd_nightly(args: argparse.Namespace) -> int:
     """The nightly matrix (nightly.yaml), one shard of it, or a merge of shards."""
-    from harness import nightly, nightly_matrix
+    from harness import nightly
+    from harness.nightly import matrix as nightly_matrix
 
     opts = nightly.Options(
         matrix=args.matrix or project_path("nightly.yaml"), results_root=args.results_dir,

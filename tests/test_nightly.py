@@ -19,11 +19,13 @@ import jsonschema
 import pytest
 import yaml
 
-from harness import cli, kcidb, nightly, nightly_report, run
+from harness import cli, nightly, run
 from harness.errors import EXIT_INFRA, EXIT_OK, EXIT_TEST_FAILURE, ConfigError
 from harness.junit import to_junit
 from harness.ktap import Status, TestResult
-from harness.nightly_matrix import BOTH, load_matrix, parse_matrix, parse_shard, shard
+from harness.nightly import kcidb
+from harness.nightly import report as nightly_report
+from harness.nightly.matrix import BOTH, load_matrix, parse_matrix, parse_shard, shard
 from harness.results_json import to_json
 
 ROOT = Path(__file__).resolve().parents[1]

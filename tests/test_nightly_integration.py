@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, requires_kernel_tools
 
-from harness import kcidb, nightly_report
+from harness.nightly import kcidb
+from harness.nightly import report as nightly_report
 
 pytestmark = [pytest.mark.integration, requires_kernel_tools()]
 

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from harness import junit_merge, kcidb, nightly_report, printer, reproduce, run
+from harness import printer, reproduce, run
 from harness.errors import (
     EXIT_INFRA,
     EXIT_INTERRUPTED,
@@ -33,7 +33,9 @@ from harness.errors import (
     HarnessError,
     InfraError,
 )
-from harness.nightly_matrix import (
+from harness.nightly import junit_merge, kcidb
+from harness.nightly import report as nightly_report
+from harness.nightly.matrix import (
     BOTH,
     Cell,
     Matrix,
