@@ -5,10 +5,10 @@
  * Vanilla 6.12 charges every struct file when it is allocated (filp_cachep
  * is SLAB_ACCOUNT). The series charges a file to the memcg of the task that
  * first installs it in an fd table, keeps the files that never reach an fd
- * table but are user controlled (shared anonymous mappings, io_uring direct
- * descriptors) charged, and makes open() fail with ENOMEM, instead of
- * invoking the OOM killer, when the memcg or an ancestor is over its limit
- * and reclaim cannot help.
+ * table but are user controlled (shared anonymous and hugetlb mappings,
+ * SysV shm, AIO rings, io_uring rings and direct descriptors) charged, and
+ * makes open() fail with ENOMEM, instead of invoking the OOM killer, when
+ * the memcg or an ancestor is (nearly) at its limit and reclaim cannot help.
  *
  * Charges are read from memory.stat's slab_unreclaimable, which counts
  * every charged slab object to the byte (memory.current moves in per-CPU
@@ -1378,6 +1378,9 @@ static void *uring_thread_fn(void *p)
 					 __ATOMIC_RELEASE);
 		__atomic_add_fetch(&t->all->done, 1, __ATOMIC_ACQ_REL);
 	}
+	/* an exiting thread frees its task_struct (charged): not before the end */
+	for (;;)
+		pause();
 	return NULL;
 }
 
@@ -1873,9 +1876,9 @@ TEST_F(over_limit, open_reclaims_page_cache)
  * reclaim and, at the limit, the OOM killer.
  *
  * Each opener readies itself in step 1 (outside what is measured), and in
- * step 2 opens until open() fails: val[0] files so far (kept up to date,
- * the shared page costs nothing), val[1] the errno, val[2] 1 if something
- * else than open() failed first.
+ * step 2 opens until open() fails: val[OPENED] files so far (kept up to
+ * date, the shared page costs nothing), val[OPEN_ERRNO] the errno,
+ * val[OTHER_FAILED] 1 if something else than open() failed first.
  */
 enum { OPENED, OPEN_ERRNO, OTHER_FAILED };
 
@@ -1926,7 +1929,9 @@ static void check_opener_at_limit(struct __test_metadata *_metadata,
 			       w.shm->val[OTHER_FAILED] ? "another call" : "open()",
 			       w.shm->val[OPEN_ERRNO],
 			       strerror(w.shm->val[OPEN_ERRNO]));
-	ksft_print_msg("memory.events max: +%ld oom_kill: %ld -> %ld\n",
+	ksft_print_msg("memory.current - memory.max: %ld, memory.events max: +%ld oom_kill: %ld -> %ld\n",
+		       cg_read_long(cg, "memory.current") -
+		       cg_read_long(cg, "memory.max"),
 		       memcg_event(cg, "max ") - max_events, oom_kills,
 		       oom_kills_after);
 	if (!step)
