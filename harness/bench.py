@@ -26,6 +26,7 @@ console-<kernel>-<n>.log.
 from __future__ import annotations
 
 import json
+import os
 import re
 import statistics
 from collections.abc import Iterable
@@ -588,6 +589,9 @@ def write_scale_outputs(out_dir: Path, samples: dict[str, list[ScaleSample]],
     header = (f"{meta.get('rounds', '?')} rounds of boots interleaved "
               f"{' '.join(meta.get('order', KERNELS))} ...; {meta.get('seconds', '?')} s per "
               f"case after {SCALE_WARMUP_MS} ms untimed")
+    load = host_load_note(meta.get("boots", []), meta.get("host_cpus", 0), meta.get("smp", 0))
+    if load:
+        header += f"\n  {load}"
     text = format_scale_table(rows_, meta.get("accel", ""), meta.get("smp", 0), kernels,
                               header)
     (out_dir / "bench.txt").write_text(text + "\n")
@@ -816,6 +820,29 @@ def run_bench(base: run.Request, opts: Options, rec: RunRecord) -> int:
     return EXIT_OK
 
 
+def _loadavg() -> float | None:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return None
+
+
+def host_load_note(boots: list[dict[str, Any]], host_cpus: int, smp: int) -> str:
+    """How busy the host was around the boots: wall-clock figures mean
+    little when other work competes with the guest's vCPU threads."""
+    loads = [x for b in boots for x in b.get("host_load") or [] if x is not None]
+    if not loads or not host_cpus:
+        return ""
+    note = (f"host: {host_cpus} CPUs, 1-min load average before/after the boots "
+            f"{min(loads):.1f}..{max(loads):.1f}")
+    # The guest's own vCPU threads count too (the boots run back to back):
+    # busy means more runnable threads than host CPUs.
+    if max(loads) > host_cpus + 0.5:
+        note += (f"; BUSY HOST (load > CPUs): other work competed with the guest's {smp} "
+                 "vCPU threads, so the spreads are mostly host noise")
+    return note
+
+
 def _run_scale(reqs: dict[str, run.Request], images: dict[str, run.KernelImage],
                built: dict[str, bool], kernels: dict[str, dict[str, Any]], opts: Options,
                rec: RunRecord) -> int:
@@ -839,9 +866,11 @@ def _run_scale(reqs: dict[str, run.Request], images: dict[str, run.KernelImage],
                           f"{img.info.get('release', '')} -smp {opts.smp} "
                           f"({'/'.join(order)}: {why})")
             log = rec.path(f"console-{k}-{r}.log")
+            load = [_loadavg()]
             with req.timings.measure("boots"):
                 outcome = boot(cmds, order, log, req.profile.timeouts, cache_dir(),
                                echo=printer.verbose)
+            load.append(_loadavg())
             got = parse_scale_lines(outcome.lines, r)
             samples[k] += got
             accel = next((c[c.index("-accel") + 1] for a, c in cmds.items()
@@ -853,6 +882,7 @@ def _run_scale(reqs: dict[str, run.Request], images: dict[str, run.KernelImage],
                 problems.append(f"the guest brought up {cpus} CPUs, not {opts.smp}")
             boots.append({"kernel": k, "round": r, "accel": accel, "end": outcome.end,
                           "seconds": round(outcome.seconds, 1), "cpus": cpus,
+                          "host_load": load,
                           "samples": len(got), "problems": problems, "console": log.name})
             rec.meta(boots=boots)
             printer.info(f"{len(got)} measurements in {outcome.seconds:.1f}s"
@@ -862,6 +892,7 @@ def _run_scale(reqs: dict[str, run.Request], images: dict[str, run.KernelImage],
         failures.append(f"boots ran on different accelerators ({', '.join(sorted(accels))}): "
                         "the ratios compare unlike runs")
     meta = {"accel": "/".join(sorted(accels)), "smp": opts.smp, "seconds": opts.seconds,
+            "host_cpus": os.cpu_count() or 0,
             "warmup_ms": SCALE_WARMUP_MS, "rounds": rounds, "order": list(opts.kernels),
             "built": built, "boots": boots, "failures": failures}
     text = write_scale_outputs(rec.dir, samples, meta, kernels)

@@ -469,3 +469,17 @@ def test_scale_vanilla_alone_has_figures_but_no_ratios() -> None:
     rows = bench.scale_rows(_scale(only))
     assert rows and all(r.ratio is None and r.vanilla for r in rows)
     assert "series >= vanilla" not in bench.format_scale_table(rows, "kvm", 2)
+
+
+def test_scale_notes_a_busy_host(tmp_path: Path) -> None:
+    boots = [{"host_load": [0.4, 1.2]}, {"host_load": [1.0, None]}]
+    assert bench.host_load_note(boots, 4, 2) == (
+        "host: 4 CPUs, 1-min load average before/after the boots 0.4..1.2")
+    boots.append({"host_load": [5.9, 6.1]})
+    note = bench.host_load_note(boots, 2, 2)
+    assert note.startswith("host: 2 CPUs, 1-min load average before/after the boots 0.4..6.1")
+    assert "BUSY HOST" in note
+    assert bench.host_load_note([], 2, 2) == ""
+    text = bench.write_scale_outputs(tmp_path, _scale(SCALE),
+                                     {"smp": 2, "host_cpus": 2, "boots": boots})
+    assert "BUSY HOST" in text.splitlines()[2]
