@@ -17,7 +17,7 @@ from conftest import harness, requires_kernel_tools
 #   open_close_memcg  open()+close() in a child memcg, series / vanilla <= 1.00
 #   root              open+close, pipe, socket, eventfd, dup in root, series / vanilla <= 1.005
 #   memcg_other       pipe, socket, eventfd in a child memcg, series / vanilla <= 1.00
-ASSERTED_TARGETS = ["enoent_memcg"]
+ASSERTED_TARGETS = ["enoent_memcg", "open_close_memcg", "root", "memcg_other"]
 
 pytestmark = [pytest.mark.integration, requires_kernel_tools()]
 
