@@ -7,6 +7,7 @@ state is left behind.
 
 import hashlib
 import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,6 +79,7 @@ def apply_series(repo: Path, base: str, series: Series) -> str:
 
     sf.unlink(missing_ok=True)
     git(repo, "am", "--abort", check=False)
+    mtimes = _mtimes_of_changed(repo, head, base)
     git(repo, "checkout", "-q", "-f", "--detach", base)
     for patch in series.patches:
         # --committer-date-is-author-date: the same series on the same base
@@ -89,10 +91,46 @@ def apply_series(repo: Path, base: str, series: Series) -> str:
             git(repo, "am", "--abort", check=False)
             git(repo, "checkout", "-q", "-f", "--detach", base)
             raise SeriesError(f"patch {patch.name} does not apply to {base[:12]}:\n    {details}")
-    head = rev_parse(repo, "HEAD")
-    state["head"] = head
+    new_head = rev_parse(repo, "HEAD")
+    _restore_unchanged(repo, mtimes, head, new_head)
+    state["head"] = new_head
     sf.write_text(json.dumps(state))
-    return head
+    return new_head
+
+
+def _mtimes_of_changed(repo: Path, head: str, base: str) -> dict[str, int]:
+    """Mtimes of the files that going back from HEAD to BASE rewrites."""
+    if not head:
+        return {}
+    names = git(repo, "diff", "--name-only", "--no-renames", head, base).stdout.split("\n")
+    out = {}
+    for name in filter(None, names):
+        try:
+            out[name] = (repo / name).stat().st_mtime_ns
+        except OSError:
+            pass
+    return out
+
+
+def _restore_unchanged(repo: Path, mtimes: dict[str, int], old: str, new: str) -> None:
+    """Give files that the re-application left as they were their old mtime.
+
+    Re-applying a series starts from the base, so every file the old and
+    the new series touch is rewritten, headers included, and make would
+    recompile everything that includes them, even where the content came
+    back the same (one patch edited, a patch added at the end). Only the
+    files that really differ between the old and the new head keep the
+    new mtime.
+    """
+    if not mtimes:
+        return
+    changed = set(git(repo, "diff", "--name-only", "--no-renames", old, new).stdout.split("\n"))
+    for name, ns in mtimes.items():
+        if name not in changed:
+            try:
+                os.utime(repo / name, ns=(ns, ns))
+            except OSError:
+                pass
 
 
 def commit_subjects(repo: Path, base: str, head: str) -> list[str]:

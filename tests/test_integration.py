@@ -63,6 +63,48 @@ def _one_patch_series(tmp_path: Path, name: str, body: str) -> Path:
     return tmp_path / "series"
 
 
+def _compile_error_patch(repo_file: str = "fs/nsfs.c") -> str:
+    base = subprocess.run(["git", "-C", str(_source_repo()), "show", f"base:{repo_file}"],
+                          capture_output=True, text=True, check=True).stdout.splitlines()
+    ctx = base[:3]
+    hunk = "\n".join(["@@ -1,3 +1,4 @@", *(f" {c}" for c in ctx[:1]),
+                      "+int harness_broken(void) { return undeclared_identifier; }",
+                      *(f" {c}" for c in ctx[1:3])])
+    return (f"From 0000000000000000000000000000000000000000 Mon Sep 17 00:00:00 2001\n"
+            f"From: Test <test@example.com>\nDate: Thu, 1 Jan 2026 00:00:00 +0000\n"
+            f"Subject: [PATCH] fs: break the build\n\n---\n"
+            f"diff --git a/{repo_file} b/{repo_file}\n--- a/{repo_file}\n+++ b/{repo_file}\n"
+            f"{hunk}\n--\n2.39.5\n")
+
+
+def _source_repo() -> Path:
+    from harness.profile import cache_dir
+    return next((cache_dir() / "src").glob("debian-*[!k]"))
+
+
+def _series_plus(tmp_path: Path, name: str, body: str) -> Path:
+    """A copy of patches/series with one more patch at the end."""
+    real = ROOT / "patches"
+    lines = (real / "series").read_text().splitlines()
+    for line in lines:
+        if line.strip() and not line.startswith("#"):
+            (tmp_path / line.strip()).write_bytes((real / line.strip()).read_bytes())
+    (tmp_path / name).write_text(body)
+    (tmp_path / "series").write_text("\n".join([*lines, name]) + "\n")
+    return tmp_path / "series"
+
+
+# Before the not-applying patch, which leaves the tree at the base: on top of
+# the series, as the tree last built, this build only compiles fs/nsfs.c
+# (without ccache, a switch back to the base headers recompiles most of it).
+def test_patch_that_does_not_compile_shows_the_error(tmp_path, default_run, results_root):
+    series = _series_plus(tmp_path, "0099-break.patch", _compile_error_patch())
+    run = harness("build", "--series", str(series), results_root=results_root)
+    assert run.returncode == 3, run.output
+    assert "fs/nsfs.c:2" in run.output and "error:" in run.output
+    assert "undeclared_identifier" in run.output
+
+
 NOT_APPLYING = """From 0000000000000000000000000000000000000000 Mon Sep 17 00:00:00 2001
 From: Test <test@example.com>
 Date: Thu, 1 Jan 2026 00:00:00 +0000
@@ -92,33 +134,6 @@ def test_patch_that_does_not_apply_is_named(tmp_path, default_run, results_root)
     assert "0001-broken.patch does not apply" in run.output
     assert "fs/file.c" in run.output
     assert run.data["stages"]["series"]["status"] == "fail"
-
-
-def _compile_error_patch(repo_file: str = "fs/nsfs.c") -> str:
-    base = subprocess.run(["git", "-C", str(_source_repo()), "show", f"base:{repo_file}"],
-                          capture_output=True, text=True, check=True).stdout.splitlines()
-    ctx = base[:3]
-    hunk = "\n".join(["@@ -1,3 +1,4 @@", *(f" {c}" for c in ctx[:1]),
-                      "+int harness_broken(void) { return undeclared_identifier; }",
-                      *(f" {c}" for c in ctx[1:3])])
-    return (f"From 0000000000000000000000000000000000000000 Mon Sep 17 00:00:00 2001\n"
-            f"From: Test <test@example.com>\nDate: Thu, 1 Jan 2026 00:00:00 +0000\n"
-            f"Subject: [PATCH] fs: break the build\n\n---\n"
-            f"diff --git a/{repo_file} b/{repo_file}\n--- a/{repo_file}\n+++ b/{repo_file}\n"
-            f"{hunk}\n--\n2.39.5\n")
-
-
-def _source_repo() -> Path:
-    from harness.profile import cache_dir
-    return next((cache_dir() / "src").glob("debian-*[!k]"))
-
-
-def test_patch_that_does_not_compile_shows_the_error(tmp_path, default_run, results_root):
-    series = _one_patch_series(tmp_path, "0001-break.patch", _compile_error_patch())
-    run = harness("build", "--series", str(series), results_root=results_root)
-    assert run.returncode == 3, run.output
-    assert "fs/nsfs.c:2" in run.output and "error:" in run.output
-    assert "undeclared_identifier" in run.output
 
 
 def test_guest_panic_is_a_crash_with_the_splat(default_run, results_root):

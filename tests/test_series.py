@@ -1,5 +1,6 @@
 """series.py against a real (tiny) git repository."""
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -68,3 +69,32 @@ def test_patch_that_does_not_apply_names_patch_and_file_and_leaves_base(repo, tm
     assert rev_parse(repo, "HEAD") == base
     assert not git(repo, "status", "--porcelain").stdout.strip()
     assert not (repo / ".git" / "rebase-apply").exists()
+
+
+def test_a_patch_added_to_the_series_leaves_the_other_files_untouched(repo, tmp_path):
+    """Re-application starts from the base, but a file whose content comes back
+    the same keeps its mtime, so make rebuilds only what the new patch changes."""
+    (repo / "b.h").write_text("header\n")
+    git(repo, "add", "b.h")
+    git(repo, "commit", "-q", "-m", "header")
+    git(repo, "tag", "-f", "base")
+    (repo / "b.h").write_text("header, patched\n")
+    git(repo, "commit", "-q", "-am", "patch the header")
+    out = tmp_path / "p"
+    first = Path(subprocess.run(["git", "-C", str(repo), "format-patch", "-1", "-o", str(out)],
+                                capture_output=True, text=True, check=True).stdout.strip())
+    git(repo, "reset", "-q", "--hard", "base")
+    second = _make_patch(repo, out, "one\n2\nthree\n", "change two")
+    second = second.rename(out / "0002-change-two.patch")
+    base = rev_parse(repo, "base")
+    (out / "series").write_text(f"{first.name}\n")
+    apply_series(repo, base, read_series(out / "series"))
+    old = 1_000_000_000_000_000_000
+    for name in ("a.c", "b.h"):
+        os.utime(repo / name, ns=(old, old))
+    (out / "series").write_text(f"{first.name}\n{second.name}\n")
+    apply_series(repo, base, read_series(out / "series"))
+    assert (repo / "b.h").read_text() == "header, patched\n"
+    assert (repo / "b.h").stat().st_mtime_ns == old
+    assert (repo / "a.c").read_text() == "one\n2\nthree\n"
+    assert (repo / "a.c").stat().st_mtime_ns != old
