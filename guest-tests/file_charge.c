@@ -20,6 +20,7 @@
 #include <linux/aio_abi.h>
 #include <linux/io_uring.h>
 #include <pthread.h>
+#include <sched.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/shm.h>
@@ -1887,17 +1888,41 @@ enum { OPENED, OPEN_ERRNO, OTHER_FAILED };
  * stocks, which memory.current counts but nothing uses yet (and try to
  * reclaim a page); unlike memory.max it never OOM-kills. Put back at once;
  * other CPUs drain from a workqueue. Then memory.max = memory.current +
- * headroom leaves exactly headroom to the opener.
+ * headroom leaves exactly headroom to the opener. LIMIT_HEADROOM is four
+ * charge batches (MEMCG_CHARGE_BATCH, 64 pages): the opener's fourth
+ * batch refill of its CPU's stock fills the memcg to memory.max exactly,
+ * and without failing, which is where a room check that trusts "no charge
+ * failed yet" is wrong; memcgs get there whenever a refill leaves less
+ * than a page.
  */
 static void drain_charge_stocks(const char *cg)
 {
-	long current = cg_read_long(cg, "memory.current");
+	long current;
 	char max[] = "max";
 
+	usleep(200000);		/* RCU-freed objects of step 1 uncharged */
+	current = cg_read_long(cg, "memory.current");
 	if (current > PAGE_SIZE)
 		cg_write_numeric(cg, "memory.high", current - PAGE_SIZE);
 	cg_write(cg, "memory.high", max);
 	usleep(100000);
+}
+
+/*
+ * Keep the calling worker on the CPU it runs on: its charges then go
+ * through one per-CPU charge stock, which makes the point where its memcg
+ * runs out of room the same from run to run.
+ */
+static int stay_on_this_cpu(void)
+{
+	cpu_set_t set;
+	int cpu = sched_getcpu();
+
+	if (cpu < 0)
+		return -1;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	return sched_setaffinity(0, sizeof(set), &set);
 }
 
 static void check_opener_at_limit(struct __test_metadata *_metadata,
@@ -2002,6 +2027,49 @@ TEST_F(over_limit, growing_array_opener)
 }
 
 /*
+ * A server that keeps a page of state per connection, in an arena it
+ * mmap()ed up front and touches as connections come: every file it opens
+ * is followed by a page fault, so whatever the last forced file charge
+ * leaves below memory.max, the next fault needs a page of it.
+ */
+static void page_per_file_worker(struct worker *w)
+{
+	char *arena = mmap(NULL, (long)MAX_OPENS * PAGE_SIZE,
+			   PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+			   -1, 0);
+	int *fds = calloc(MAX_OPENS, sizeof(int));
+	int n;
+
+	if (arena == MAP_FAILED || !fds || prepare_fd_table(MAX_OPENS + 64) ||
+	    stay_on_this_cpu())
+		worker_fail(w, "prepare");
+	memset(fds, 0xff, MAX_OPENS * sizeof(int));
+	arena[0] = 1;	/* the arena's page tables */
+	worker_done(w, 1);
+
+	worker_wait(w, 2);
+	for (n = 0; n < MAX_OPENS; n++) {
+		fds[n] = open("/dev/null", O_RDONLY);
+		if (fds[n] < 0) {
+			w->shm->val[OPEN_ERRNO] = errno;
+			break;
+		}
+		arena[(long)n * PAGE_SIZE] = 1;
+		w->shm->val[OPENED] = n + 1;
+	}
+	worker_done(w, 2);
+	worker_wait(w, 3);
+}
+
+TEST_F(over_limit, page_per_file_opener)
+{
+	check_opener_at_limit(_metadata, self->child, page_per_file_worker,
+			      NULL, LIMIT_HEADROOM,
+			      LIMIT_HEADROOM / 2 /
+			      (PAGE_SIZE + FILE_CHARGE_FALLBACK_MAX));
+}
+
+/*
  * A server that forks a child per task: the parent filled an array (a
  * table, a buffer) before the fork, the child writes each descriptor it
  * opens into it, and every 1024 descriptors copies a page on write. The
@@ -2063,6 +2131,82 @@ TEST_F(over_limit, opener_after_fork)
 {
 	check_opener_at_limit(_metadata, self->child, after_fork_worker,
 			      NULL, LIMIT_HEADROOM, MIN_OPENS_BEFORE_ENOMEM);
+}
+
+/*
+ * What an opener does once open() failed: log it, drop a request, carry on
+ * with what it has. That may touch a page or two it had not touched yet,
+ * which the room the series keeps below memory.max is for: forced file
+ * charges never take the last 32 KiB. The opener opens until open() fails
+ * with every page it needs for that ready (as the fill worker does), then
+ * touches RESERVE_TOUCH_PAGES new pages (16 KiB) in step 3.
+ */
+#define RESERVE_TOUCH_PAGES	4
+
+static void touch_after_enomem_worker(struct worker *w)
+{
+	char *pages = mmap(NULL, (RESERVE_TOUCH_PAGES + 1) * PAGE_SIZE,
+			   PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+			   -1, 0);
+	int *fds = calloc(MAX_OPENS, sizeof(int));
+	int i;
+
+	if (pages == MAP_FAILED || !fds || prepare_fd_table(MAX_OPENS + 64) ||
+	    stay_on_this_cpu())
+		worker_fail(w, "prepare");
+	memset(fds, 0xff, MAX_OPENS * sizeof(int));
+	pages[0] = 1;	/* their page table */
+	worker_done(w, 1);
+
+	worker_wait(w, 2);
+	open_until_failure(w, fds, false);
+	worker_done(w, 2);
+
+	worker_wait(w, 3);
+	for (i = 1; i <= RESERVE_TOUCH_PAGES; i++)
+		pages[i * PAGE_SIZE] = 1;
+	worker_done(w, 3);
+	worker_wait(w, 4);
+}
+
+TEST_F(over_limit, room_left_after_enomem)
+{
+	const char *cg = self->child;
+	long oom_kills, room;
+	struct worker w;
+	int step;
+
+	ASSERT_EQ(0, worker_start(&w, cg, touch_after_enomem_worker, NULL));
+	ASSERT_STEP(&w, 1);
+	drain_charge_stocks(cg);
+	oom_kills = memcg_event(cg, "oom_kill ");
+	ASSERT_EQ(0, cg_write_numeric(cg, "memory.max",
+				      cg_read_long(cg, "memory.current") +
+				      LIMIT_HEADROOM));
+	step = worker_step(&w, 2);
+	if (step) {
+		worker_kill(&w);
+		ASSERT_EQ(0, step) TH_LOG("opener %s after %ld files, oom_kill %ld -> %ld",
+					  worker_end(&w), w.shm->val[OPENED],
+					  oom_kills, memcg_event(cg, "oom_kill "));
+	}
+	room = cg_read_long(cg, "memory.max") -
+	       cg_read_long(cg, "memory.current");
+	ksft_print_msg("files opened: %ld, then errno %ld (%s); memory.max - memory.current: %ld\n",
+		       w.shm->val[OPENED], w.shm->val[OPEN_ERRNO],
+		       strerror(w.shm->val[OPEN_ERRNO]), room);
+	step = worker_step(&w, 3);
+	if (step)
+		worker_kill(&w);
+	ksft_print_msg("touching %d pages after that: %s, oom_kill %ld -> %ld\n",
+		       RESERVE_TOUCH_PAGES, step ? worker_end(&w) : "done",
+		       oom_kills, memcg_event(cg, "oom_kill "));
+	if (!step)
+		worker_finish(&w);
+
+	ASSERT_EQ(ENOMEM, w.shm->val[OPEN_ERRNO]);
+	ASSERT_EQ(0, step) TH_LOG("opener %s", worker_end(&w));
+	ASSERT_EQ(oom_kills, memcg_event(cg, "oom_kill "));
 }
 
 /*
