@@ -32,6 +32,9 @@ class QemuConfig:
     smp: int = 1
     accel: str = "auto"  # auto | kvm | tcg
     icount: bool = False  # deterministic guest time (TCG only)
+    # TCG with several vCPUs: one host thread per vCPU ("multi") or all on one
+    # ("single", round-robin); icount is always single.
+    tcg_threads: str = "multi"
     extra_args: list[str] = field(default_factory=list)
     cmdline: list[str] = field(default_factory=list)  # appended to the kernel command line
 

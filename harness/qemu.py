@@ -6,6 +6,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.errors import ConfigError
 from harness.profile import QemuConfig
 
 
@@ -41,13 +42,16 @@ def kernel_cmdline(arch: QemuArch, tests: list[str], per_test: int, extra: list[
 
 
 def accel_option(accel: str, cfg: QemuConfig) -> str:
-    """The -accel value: TCG runs one host thread per vCPU unless icount.
+    """The -accel value: TCG with several vCPUs runs them as the profile's
+    qemu.tcg_threads says, one host thread each or round-robin on one.
 
     icount needs single-threaded TCG (QEMU refuses thread=multi with it), so
     icount runs (harness bench) stay round-robin on one host thread.
     """
+    if cfg.tcg_threads not in ("multi", "single"):
+        raise ConfigError(f"qemu.tcg_threads: {cfg.tcg_threads!r} is neither multi nor single")
     if accel == "tcg" and cfg.smp > 1 and not cfg.icount:
-        return "tcg,thread=multi"
+        return f"tcg,thread={cfg.tcg_threads}"
     return accel
 
 

@@ -48,7 +48,7 @@ def test_shipped_profiles_are_valid():
 
 
 @pytest.mark.parametrize("name", ["default", "debug"])
-def test_shipped_profiles_boot_two_cpus_with_multithreaded_tcg(name):
+def test_shipped_profiles_boot_two_cpus_round_robin_under_tcg(name):
     path = project_dir() / "profiles" / f"{name}.yaml"
     prof = parse_profile(path.read_text(), str(path))
     assert prof.qemu.smp == 2 and not prof.qemu.icount
@@ -56,5 +56,6 @@ def test_shipped_profiles_boot_two_cpus_with_multithreaded_tcg(name):
                                cpus=prof.qemu.smp)
     cmd = qemu.qemu_command(qemu.X86_64, prof.qemu, "tcg", Path("/k"), Path("/r"), line)
     assert cmd[cmd.index("-smp") + 1] == "2"
-    assert cmd[cmd.index("-accel") + 1] == "tcg,thread=multi"
+    # thread=multi gave rare spurious int3 Oopses (see profiles/default.yaml).
+    assert cmd[cmd.index("-accel") + 1] == "tcg,thread=single"
     assert "HARNESS_CPUS=2" in cmd[cmd.index("-append") + 1].split()

@@ -3,7 +3,9 @@ from pathlib import Path
 import pytest
 
 from harness import qemu
+from harness.errors import ConfigError
 from harness.profile import QemuConfig
+from harness.qemu import accel_option
 
 
 def _cmd(accel="tcg", **kw):
@@ -97,3 +99,12 @@ def test_explicit_accel_is_obeyed(fake_kvm, tmp_path):
     qemu.KvmVerdicts(tmp_path).put(False, "no output")
     assert qemu.choose_accel("kvm", tmp_path)[0] == ["kvm"]
     assert qemu.choose_accel("tcg", tmp_path)[0] == ["tcg"]
+
+
+def test_profile_can_keep_smp_tcg_on_one_host_thread():
+    cfg = QemuConfig(smp=2, tcg_threads="single")
+    assert accel_option("tcg", cfg) == "tcg,thread=single"
+    assert accel_option("kvm", cfg) == "kvm"
+    with pytest.raises(ConfigError, match="tcg_threads"):
+        accel_option("tcg", QemuConfig(smp=2, tcg_threads="many"))
+
