@@ -108,7 +108,8 @@ def test_captured_series_console_is_judged_as_it_was(tmp_path):
 
     lines = (FIXTURES / "console-series-all-6.12.117.log").read_text().splitlines()
     lines = [ln for ln in lines if not ln.startswith("# qemu")]
-    tests = ["file_charge", "file_stress", "smoke", "test_kmem", "test_memcontrol"]
+    tests = ["file_charge", "file_concurrency", "file_stress", "smoke", "test_kmem",
+             "test_memcontrol"]
     rec = RunRecord(tmp_path, "t")
     code = write(rec, _outcome("done", lines), tests, "series",
                  ROOT / "guest-tests" / "expectations.yaml")
