@@ -1440,6 +1440,21 @@ static void uring_regonly_worker(struct worker *w)
 	worker_wait(w, URING_CLOSE + 1);
 }
 
+/*
+ * A ring goes away in a workqueue after an RCU grace period, and these are
+ * 1024 of them: on a slow or busy host (TCG) that took longer than one
+ * SETTLE_TIMEOUT_MS (seen: 13.9 KB still charged after 15 s on vanilla).
+ */
+static long uring_settle(const char *cg, long target, long slack)
+{
+	long v = slab_settle(cg, target, slack);
+	int i;
+
+	for (i = 0; i < 3 && labs(v - target) > slack; i++)
+		v = slab_settle(cg, target, slack);
+	return v;
+}
+
 TEST_F(charge, covers_io_uring_registered_fd_only)
 {
 	long base, registered, unregistered, with_fd, closed;
@@ -1460,11 +1475,11 @@ TEST_F(charge, covers_io_uring_registered_fd_only)
 		TH_LOG("worker: %s", worker_end(&w));
 	registered = slab_unreclaimable(self->a);
 	ASSERT_STEP(&w, URING_UNREGISTER);
-	unregistered = slab_settle(self->a, base, self->slack);
+	unregistered = uring_settle(self->a, base, self->slack);
 	ASSERT_STEP(&w, URING_WITH_FD);
 	with_fd = slab_unreclaimable(self->a);
 	ASSERT_STEP(&w, URING_CLOSE);
-	closed = slab_settle(self->a, base, self->slack);
+	closed = uring_settle(self->a, base, self->slack);
 	worker_finish(&w);
 
 	per_registered = (registered - base) / NR_URING_RINGS;

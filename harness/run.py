@@ -183,6 +183,9 @@ def _reuse(req: Request, rec: RunRecord, kept: KernelImage) -> KernelImage:
     printer.info(f"{req.kernel} kernel unchanged since {info['built_at']} (same base, series, "
                  "config and compiler): image reused, tree left as it is")
     rec.meta(head=info["head"], commits=info["commits"])
+    rec.path("build.log").write_text(
+        f"nothing built: image of {info['built_at']} reused ({kept.image}), built from "
+        f"{json.dumps(info.get('state', {}), sort_keys=True)}\n")
     shutil.copyfile(kept.image.parent / "config", rec.path("kernel.config"))
     for stage in ("series", "config", "build"):
         rec.stage(stage, "pass", 0.0, reused=True)
