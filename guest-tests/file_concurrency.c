@@ -321,6 +321,27 @@ static int recv_fd(int sk)
 	return fd;
 }
 
+/* Step 1 of every race worker: room for RACE_FILES descriptors. */
+static int *race_prepare(struct worker *w)
+{
+	int *fds = calloc(RACE_FILES, sizeof(int));
+
+	if (!fds || prepare_fd_table(RACE_FILES + 64))
+		worker_fail(w, "prepare");
+	memset(fds, 0xff, RACE_FILES * sizeof(int));
+	worker_done(w, 1);
+	return fds;
+}
+
+/* Step 3 of every race worker: close what it holds, then wait to be ended. */
+static void race_close(struct worker *w, int *fds)
+{
+	worker_wait(w, 3);
+	close_many(fds, RACE_FILES);
+	worker_done(w, 3);
+	worker_wait(w, 4);
+}
+
 /*
  * Step 1: ready. Step 2: each round, open a file and send it to both
  * receivers, then wait until both took it. Step 3: close all.
@@ -328,13 +349,8 @@ static int recv_fd(int sk)
 static void race_sender(struct worker *w)
 {
 	struct race *r = w->arg;
-	int *fds = calloc(RACE_FILES, sizeof(int));
+	int *fds = race_prepare(w);
 	int i;
-
-	if (!fds || prepare_fd_table(RACE_FILES + 64))
-		worker_fail(w, "prepare");
-	memset(fds, 0xff, RACE_FILES * sizeof(int));
-	worker_done(w, 1);
 
 	worker_wait(w, 2);
 	for (i = 1; i <= RACE_FILES; i++) {
@@ -347,24 +363,15 @@ static void race_sender(struct worker *w)
 		spin_until(&r->ack[1], i);
 	}
 	worker_done(w, 2);
-
-	worker_wait(w, 3);
-	close_many(fds, RACE_FILES);
-	worker_done(w, 3);
-	worker_wait(w, 4);
+	race_close(w, fds);
 }
 
 /* Both receivers wait spinning for a round and take its file at once. */
 static void race_receiver(struct worker *w, int k)
 {
 	struct race *r = w->arg;
-	int *fds = calloc(RACE_FILES, sizeof(int));
+	int *fds = race_prepare(w);
 	int i;
-
-	if (!fds || prepare_fd_table(RACE_FILES + 64))
-		worker_fail(w, "prepare");
-	memset(fds, 0xff, RACE_FILES * sizeof(int));
-	worker_done(w, 1);
 
 	worker_wait(w, 2);
 	for (i = 1; i <= RACE_FILES; i++) {
@@ -375,11 +382,7 @@ static void race_receiver(struct worker *w, int k)
 		__atomic_store_n(&r->ack[k], i, __ATOMIC_RELEASE);
 	}
 	worker_done(w, 2);
-
-	worker_wait(w, 3);
-	close_many(fds, RACE_FILES);
-	worker_done(w, 3);
-	worker_wait(w, 4);
+	race_close(w, fds);
 }
 
 static void race_receiver_0(struct worker *w)
