@@ -64,7 +64,7 @@ VARIANT_LABELS = {MEMCG: "child memcg", NEAR: "memcg near limit"}
 # `harness bench` (3 boots x 20000), (root, child memcg) instructions per op.
 # DESIGN.md §1's figures (5187 / 5962 for ENOENT) are from an older config.
 REFERENCE = {"open_enoent": (1743.0, 1986.6), "open_close": (2729.8, 2972.9),
-             "pipe_close": (5420.3, 7156.4), "socket_close": (4642.5, 6067.7),
+             "pipe_close": (5420.3, 7156.4), "socket_close": (4612.7, 6045.3),
              "eventfd_close": (2763.8, 3378.1), "dup_close": (652.4, 652.5)}
 # bench_open.c's untimed runs: of every op in the child memcg before the
 # first measurement, and (at least) before each case.

@@ -23,7 +23,10 @@ pytestmark = [pytest.mark.integration, requires_kernel_tools()]
 
 
 def test_bench_targets(tmp_path: Path) -> None:
-    run = harness("bench", "--repeat", "1", "--iters", "5000", results_root=tmp_path)
+    # Three boots: socket()+close() in root still varies by up to 0.3 %
+    # from boot to boot (RCU-freed socket inodes), within 0.5 % of the root
+    # target; the median of three keeps one odd boot from deciding.
+    run = harness("bench", "--repeat", "3", "--iters", "10000", results_root=tmp_path)
     assert run.returncode == 0, run.output
     for name in ("bench.json", "bench.txt", "bench.svg", "console-vanilla-1.log",
                  "console-series-1.log"):
