@@ -1,4 +1,4 @@
-"""Stage 4, build: an incremental out-of-tree `make bzImage`.
+"""Stage 4, build: an incremental out-of-tree `make bzImage` (or the target's image).
 
 The build directory is kept per source and config, so the next run only
 rebuilds what changed. Fixed KBUILD_BUILD_* values keep ccache hits and
@@ -17,10 +17,10 @@ from pathlib import Path
 
 from harness import printer
 from harness.errors import BuildError, InfraError
-from harness.kconfig import ARCH
+from harness.target import DEFAULT, Target
 
-IMAGE = "arch/x86/boot/bzImage"
-_ERROR = re.compile(r"^\S+:\d+(:\d+)?: (fatal )?error: |^ld: .*(undefined reference|error)"
+_ERROR = re.compile(r"^\S+:\d+(:\d+)?: (fatal )?error: "
+                    r"|^(\S+-)?ld(\.lld)?: .*(undefined (reference|symbol)|error)"
                     r"|\*\*\* .*(Error|No rule)")
 _WARNING = re.compile(r"^(\S+?):(\d+)(?::\d+)?: warning: (.*)$")
 _PROGRESS = re.compile(r"^\s+(CC|LD|AR|AS|HOSTCC|OBJCOPY|GEN)\s+(\S+)")
@@ -44,11 +44,12 @@ def build_env(tree: Path) -> dict[str, str]:
     return env
 
 
-def make_command(tree: Path, build_dir: Path, jobs: int, target: str = "bzImage") -> list[str]:
-    cmd = ["make", "-C", str(tree), f"O={build_dir}", f"ARCH={ARCH}", f"-j{jobs}"]
-    if shutil.which("ccache"):
-        cmd.append("CC=ccache gcc")
-    return [*cmd, target]
+def make_command(tree: Path, build_dir: Path, jobs: int, goal: str = "",
+                 target: Target = DEFAULT, extra: tuple[str, ...] = ()) -> list[str]:
+    """make for TARGET; GOAL defaults to the target's boot image (and vmlinux)."""
+    return ["make", "-C", str(tree), f"O={build_dir}",
+            *target.make_vars(ccache=bool(shutil.which("ccache"))), *extra, f"-j{jobs}",
+            goal or target.arch.image_target]
 
 
 def first_errors(lines: list[str], limit: int = 20) -> str:
@@ -67,8 +68,10 @@ def _kill_group(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
-def build(tree: Path, build_dir: Path, jobs: int, log_path: Path, timeout: int) -> BuildResult:
-    cmd = make_command(tree, build_dir, jobs)
+def build(tree: Path, build_dir: Path, jobs: int, log_path: Path, timeout: int,
+          target: Target = DEFAULT) -> BuildResult:
+    target.check_tools()
+    cmd = make_command(tree, build_dir, jobs, target=target)
     t0 = time.monotonic()
     lines: list[str] = []
     warnings: list[str] = []
@@ -124,4 +127,4 @@ def build(tree: Path, build_dir: Path, jobs: int, log_path: Path, timeout: int) 
         raise BuildError(f"kernel build failed (make exit {proc.returncode}); first errors:\n"
                          f"{first_errors(lines)}\n    full log: {log_path}")
     release = (build_dir / "include/config/kernel.release").read_text().strip()
-    return BuildResult(build_dir / IMAGE, secs, release, warnings)
+    return BuildResult(build_dir / target.arch.image, secs, release, warnings)

@@ -18,6 +18,7 @@ from harness.errors import EXIT_INTERRUPTED, EXIT_OK, HarnessError
 from harness.expectations import KERNELS
 from harness.profile import Profile, load_profile, project_path
 from harness.results import RunRecord
+from harness.target import ARCHES, COMPILERS
 
 DESCRIPTION = """\
 Test a Linux kernel patch series before sending it: build the kernel with the
@@ -57,6 +58,11 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-series", action="store_true", help="the base alone (vanilla)")
     g.add_argument("--fragment", action="append", default=[], metavar="FILE",
                    help="extra Kconfig fragment (repeatable)")
+    g.add_argument("--arch", choices=list(ARCHES),
+                   help="target architecture (default: the profile's, x86_64); each target "
+                   "has its own build directory")
+    g.add_argument("--cc", choices=list(COMPILERS),
+                   help="compiler (default: the profile's, gcc); clang builds with LLVM=1")
     g.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 2)
     p.add_argument("--results-dir", default="results", type=Path,
                    help="where per-run result directories go (default ./results)")
@@ -85,6 +91,10 @@ def profile_from_args(args: argparse.Namespace) -> Profile:
     if args.series:
         prof.series = str(Path(args.series).resolve())
     prof.fragments += [str(Path(f).resolve()) for f in args.fragment]
+    if getattr(args, "arch", None):
+        prof.arch = args.arch
+    if getattr(args, "cc", None):
+        prof.cc = args.cc
     if getattr(args, "tests", None):
         prof.tests = [t for t in args.tests.split(",") if t]
     if getattr(args, "guest_tests", None):

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from harness import printer
 from harness.errors import ConfigError, KconfigError
+from harness.target import DEFAULT, Target
 
-ARCH = "x86_64"
 _LINE = re.compile(r"^(CONFIG_\w+)=(.*)$|^# (CONFIG_\w+) is not set$")
 
 
@@ -33,8 +33,10 @@ def parse_config(text: str) -> dict[str, str]:
     return out
 
 
-def fragments_digest(fragments: list[Path]) -> str:
-    h = hashlib.sha256(ARCH.encode())
+def fragments_digest(fragments: list[Path], target: Target = DEFAULT) -> str:
+    # The default target hashes as it always did, so existing build
+    # directories stay valid.
+    h = hashlib.sha256(target.name.encode())
     for f in fragments:
         h.update(f.read_bytes())
     return h.hexdigest()[:12]
@@ -78,17 +80,18 @@ def _run(cmd: list[str], cwd: Path, log) -> None:
                            f"see {log.name}")
 
 
-def config_key(tree: Path, fragments: list[Path]) -> str:
-    """What the resulting .config depends on: the fragments and every Kconfig
-    file of the checked-out tree (by blob id, from git's index: fast)."""
-    h = hashlib.sha256(fragments_digest(fragments).encode())
+def config_key(tree: Path, fragments: list[Path], target: Target = DEFAULT) -> str:
+    """What the resulting .config depends on: the target, the fragments and
+    every Kconfig file of the checked-out tree (by blob id, from git's index: fast)."""
+    h = hashlib.sha256(fragments_digest(fragments, target).encode())
     proc = subprocess.run(["git", "-C", str(tree), "ls-files", "-s", "--", "*Kconfig*"],
                           capture_output=True, text=True)
     h.update(proc.stdout.encode() if proc.returncode == 0 else os.urandom(8))
     return h.hexdigest()
 
 
-def configure(tree: Path, build_dir: Path, fragments: list[Path], log) -> bool:
+def configure(tree: Path, build_dir: Path, fragments: list[Path], log,
+              target: Target = DEFAULT) -> bool:
     """Write BUILD_DIR/.config; return False when it was already up to date.
 
     Generating a config costs ~20 s (tinyconfig, merge, olddefconfig): more
@@ -98,13 +101,13 @@ def configure(tree: Path, build_dir: Path, fragments: list[Path], log) -> bool:
     for f in fragments:
         if not f.is_file():
             raise ConfigError(f"config fragment not found: {f}")
-    key = config_key(tree, fragments)
+    key = config_key(tree, fragments, target)
     stamp = build_dir / ".harness-config-key"
     if (build_dir / ".config").exists() and stamp.exists() and stamp.read_text() == key:
         return False
     scratch = build_dir / ".harness-kconfig"
     scratch.mkdir(parents=True, exist_ok=True)
-    make = ["make", "-s", f"ARCH={ARCH}", f"O={scratch}"]
+    make = ["make", "-s", *target.make_vars(), f"O={scratch}"]
     _run([*make, "tinyconfig"], tree, log)
     _run([str(tree / "scripts/kconfig/merge_config.sh"), "-m", "-O", str(scratch),
           str(scratch / ".config"), *map(str, fragments)], tree, log)

@@ -27,7 +27,7 @@ class SourceConfig:
 
 @dataclass
 class QemuConfig:
-    machine: str = "pc"
+    machine: str = ""  # -M; "" = the architecture's (pc, virt)
     memory: str = "1G"
     smp: int = 1
     accel: str = "auto"  # auto | kvm | tcg
@@ -51,6 +51,8 @@ class Timeouts:
 @dataclass
 class Profile:
     source: SourceConfig = field(default_factory=SourceConfig)
+    arch: str = "x86_64"  # x86_64 | i386 | arm64 (harness/target.py)
+    cc: str = "gcc"  # gcc | clang (LLVM=1)
     series: str = "patches/series"  # empty: the base alone
     fragments: list[str] = field(default_factory=lambda: ["kconfigs/base.config"])
     qemu: QemuConfig = field(default_factory=QemuConfig)

@@ -3,22 +3,11 @@
 import json
 import os
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import ConfigError
 from harness.profile import QemuConfig
-
-
-@dataclass(frozen=True)
-class QemuArch:
-    binary: str
-    console: str
-    # Not in the tinyconfig guest: ACPI. `reboot -f` + -no-reboot ends the VM.
-    extra: tuple[str, ...] = ()
-
-
-X86_64 = QemuArch(binary="qemu-system-x86_64", console="ttyS0")
+from harness.target import QemuArch
 
 # In the spirit of LKP: any oops or lockup panics, and a panic ends the VM
 # at once instead of hanging on a frozen console.
@@ -58,12 +47,14 @@ def accel_option(accel: str, cfg: QemuConfig) -> str:
 def qemu_command(arch: QemuArch, cfg: QemuConfig, accel: str, kernel: Path, initrd: Path,
                  cmdline: str, interactive: bool = False, name: str = "harness") -> list[str]:
     # -name lets a user (and our tests) find the VM of a given run.
-    cmd = [arch.binary, "-name", name, "-M", cfg.machine, "-accel", accel_option(accel, cfg),
-           "-m", cfg.memory,
+    cmd = [arch.binary, "-name", name, "-M", cfg.machine or arch.machine,
+           "-accel", accel_option(accel, cfg), "-m", cfg.memory,
            "-smp", str(cfg.smp), "-kernel", str(kernel), "-initrd", str(initrd),
            "-append", cmdline, "-no-reboot", "-nodefaults", "-display", "none"]
     # No `-cpu host`: under nested virtualization it aborts QEMU ("failed to
-    # set MSR 0x10a"); the default CPU model works everywhere.
+    # set MSR 0x10a"); the default CPU model works everywhere on x86.
+    if arch.cpu:
+        cmd += ["-cpu", arch.cpu]
     if cfg.icount and accel == "tcg":
         cmd += ["-icount", "shift=0,sleep=off"]
     # Interactive: serial and monitor share stdio (Ctrl-A x quits); automated
@@ -110,10 +101,15 @@ class KvmVerdicts:
                                          "reason": reason}))
 
 
-def choose_accel(requested: str, cache: Path) -> tuple[list[str], str]:
+def choose_accel(requested: str, cache: Path, arch: QemuArch | None = None
+                 ) -> tuple[list[str], str]:
     """Accelerators to try in order, and why."""
     if requested == "tcg":
         return ["tcg"], "requested"
+    if arch is not None and not arch.kvm:
+        if requested == "kvm":
+            raise ConfigError(f"--accel kvm: KVM cannot run {arch.binary} guests on this host")
+        return ["tcg"], "not this host's architecture"
     ok, why = kvm_device_usable()
     if requested == "kvm":
         return ["kvm"], "requested" if ok else f"requested, but {why}"

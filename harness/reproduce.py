@@ -16,7 +16,7 @@ from typing import Any
 
 from harness.profile import project_dir
 
-TARGET = "x86_64"  # the one target the harness builds and boots today
+DEFAULT_TARGET = "x86_64"  # what runs recorded before they recorded a target mean
 
 # Options that say how to run, not what: they never change the result.
 NOT_RELEVANT = {"help", "results_dir", "verbose", "jobs", "no_build", "rebuild"}
@@ -85,7 +85,8 @@ def identity(metadata: dict[str, Any]) -> dict[str, str]:
     def get(key: str) -> str:
         return str(metadata.get(key) or image.get(key) or "")
 
-    return {"target": TARGET, "kernel": get("kernel"), "base_version": get("base_version"),
+    return {"target": get("target") or DEFAULT_TARGET, "kernel": get("kernel"),
+            "base_version": get("base_version"),
             "base": get("base"), "source": get("source"), "series_hash": get("series_hash")}
 
 

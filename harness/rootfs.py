@@ -7,6 +7,8 @@ of everything that goes into it.
 """
 
 import hashlib
+import os
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -14,8 +16,13 @@ from pathlib import Path
 from harness import printer
 from harness.errors import BuildError, ConfigError
 from harness.lock import locked
+from harness.target import X86_64, Arch
 
 BUSYBOX = Path("/bin/busybox")
+# Other architectures' busybox: Debian's busybox-static for that
+# architecture, unpacked here by install-deps.sh (it cannot be installed
+# beside the host's: both own /bin/busybox).
+FOREIGN_BUSYBOX = Path("/usr/local/lib/harness")
 INIT = Path(__file__).with_name("guest_init.sh")
 # What the guest tests compile against in the kernel tree.
 SELFTEST_INPUTS = ["kselftest_harness.h", "kselftest.h", "cgroup"]
@@ -28,10 +35,19 @@ def _digest_paths(h: "hashlib._Hash", paths: list[Path]) -> None:
             h.update(str(f.relative_to(root.parent)).encode() + b"\0" + f.read_bytes())
 
 
-def rootfs_key(tree: Path, guest_tests: Path) -> str:
+def busybox(arch: Arch) -> Path:
+    if arch.deb_arch == X86_64.deb_arch:
+        return BUSYBOX
+    where = Path(os.environ.get("HARNESS_BUSYBOX_DIR", FOREIGN_BUSYBOX))
+    return where / f"busybox-{arch.deb_arch}"
+
+
+def rootfs_key(tree: Path, guest_tests: Path, arch: Arch = X86_64) -> str:
     h = hashlib.sha256()
+    if arch != X86_64:  # the x86_64 key is what it always was: caches stay valid
+        h.update(arch.name.encode())
     ksft = tree / "tools/testing/selftests"
-    _digest_paths(h, [guest_tests, INIT, BUSYBOX, tree / "usr/gen_init_cpio.c",
+    _digest_paths(h, [guest_tests, INIT, busybox(arch), tree / "usr/gen_init_cpio.c",
                       *(ksft / x for x in SELFTEST_INPUTS)])
     return h.hexdigest()[:16]
 
@@ -51,11 +67,15 @@ def gen_init_cpio_tool(tree: Path, cache: Path) -> Path:
     return tool
 
 
-def compile_guest_tests(tree: Path, guest_tests: Path, out: Path, log_path: Path) -> None:
+def compile_guest_tests(tree: Path, guest_tests: Path, out: Path, log_path: Path,
+                        arch: Arch = X86_64) -> None:
     if not (guest_tests / "Makefile").is_file():
         raise ConfigError(f"{guest_tests}: no Makefile")
+    if not shutil.which(arch.user_cc[0]):
+        raise ConfigError(f"{arch.user_cc[0]} not found: it compiles the {arch.name} guest "
+                          "programs; run ./install-deps.sh")
     cmd = ["make", "-C", str(guest_tests), f"OUTPUT={out}",
-           f"KSFT={tree / 'tools/testing/selftests'}", "-j2"]
+           f"KSFT={tree / 'tools/testing/selftests'}", f"CC={shlex.join(arch.user_cc)}", "-j2"]
     with open(log_path, "a") as log:
         log.write(f"$ {' '.join(cmd)}\n")
         log.flush()
@@ -69,13 +89,13 @@ def compile_guest_tests(tree: Path, guest_tests: Path, out: Path, log_path: Path
                          + f"\n    full log: {log_path}")
 
 
-def cpio_spec(tests: list[Path]) -> str:
+def cpio_spec(tests: list[Path], box: Path = BUSYBOX) -> str:
     lines = [
         "dir /dev 0755 0 0",
         "nod /dev/console 0600 0 0 c 5 1",
         "nod /dev/null 0666 0 0 c 1 3",
         "dir /bin 0755 0 0",
-        f"file /bin/busybox {BUSYBOX} 0755 0 0",
+        f"file /bin/busybox {box} 0755 0 0",
         f"file /init {INIT} 0755 0 0",
         "dir /tests 0755 0 0",
     ]
@@ -94,11 +114,15 @@ def default_selection(programs: list[str]) -> list[str]:
     return [p for p in programs if not p.startswith("bench_")]
 
 
-def build_rootfs(tree: Path, guest_tests: Path, cache: Path, log_path: Path) -> Path:
+def build_rootfs(tree: Path, guest_tests: Path, cache: Path, log_path: Path,
+                 arch: Arch = X86_64) -> Path:
     """Return the directory holding initramfs.cpio and tests/ for this content."""
-    if not BUSYBOX.exists():
-        raise ConfigError(f"{BUSYBOX} not found: sudo apt-get install busybox-static")
-    key = rootfs_key(tree, guest_tests)
+    box = busybox(arch)
+    if not box.exists():
+        raise ConfigError(f"{box} not found: " + (
+            "sudo apt-get install busybox-static" if box == BUSYBOX else
+            f"./install-deps.sh unpacks Debian's busybox-static:{arch.deb_arch} there"))
+    key = rootfs_key(tree, guest_tests, arch)
     out = cache / "rootfs" / key
     with locked(cache / "rootfs" / f"{key}.lock", "the rootfs build"):
         if (out / "initramfs.cpio").exists():
@@ -107,7 +131,7 @@ def build_rootfs(tree: Path, guest_tests: Path, cache: Path, log_path: Path) -> 
         tmp = out.with_name(key + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         (tmp / "tests").mkdir(parents=True)
-        compile_guest_tests(tree, guest_tests, tmp / "tests", log_path)
+        compile_guest_tests(tree, guest_tests, tmp / "tests", log_path, arch)
         # Keep only the programs; a Makefile may leave objects behind.
         tests = []
         for p in sorted((tmp / "tests").iterdir()):
@@ -117,7 +141,8 @@ def build_rootfs(tree: Path, guest_tests: Path, cache: Path, log_path: Path) -> 
                 p.unlink()
             else:
                 shutil.rmtree(p)
-        (tmp / "initramfs.list").write_text(cpio_spec([out / "tests" / t.name for t in tests]))
+        (tmp / "initramfs.list").write_text(cpio_spec([out / "tests" / t.name for t in tests],
+                                                      box))
         # gen_init_cpio reads the files at their final location.
         shutil.rmtree(out, ignore_errors=True)
         tmp.rename(out)

@@ -5,7 +5,6 @@ Requests are plain dataclasses built by cli.py; nothing here touches argparse.
 
 import json
 import shutil
-import subprocess
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -19,11 +18,12 @@ from harness.gitutil import rev_parse
 from harness.kconfig import configure, fragments_digest
 from harness.lock import locked
 from harness.profile import Profile, cache_dir, project_path
-from harness.qemu import X86_64, choose_accel, kernel_cmdline, qemu_available, qemu_command
+from harness.qemu import choose_accel, kernel_cmdline, qemu_available, qemu_command
 from harness.results import RunRecord
 from harness.rootfs import build_rootfs, default_selection, guest_programs
 from harness.series import apply_series, commit_subjects, read_series
 from harness.source import prepare_source, source_key
+from harness.target import Target, parse_target
 
 
 @dataclass
@@ -43,6 +43,10 @@ class Request:
     reproduce: str = ""  # the harness command that reproduces this run (cli.py sets it)
 
     @property
+    def target(self) -> Target:
+        return parse_target(self.profile.arch, self.profile.cc, f"profile {self.profile_name}")
+
+    @property
     def kernel(self) -> str:
         if self.at_head:
             return self.at_head
@@ -56,12 +60,21 @@ class KernelImage:
     warnings: list[str] = field(default_factory=list)  # this build's compiler warnings
 
 
-def build_dir(req: Request) -> Path:
+def fragments(req: Request) -> list[Path]:
+    """The profile's fragments, then the target architecture's own."""
+    arch = req.target.arch
     frags = [project_path(f) for f in req.profile.fragments]
+    return frags + ([project_path(arch.fragment)] if arch.fragment else [])
+
+
+def build_dir(req: Request) -> Path:
+    """One per source, fragments and target: every target keeps its objects."""
+    frags = fragments(req)
     for f in frags:
         if not f.is_file():
             raise ConfigError(f"config fragment not found: {f}")
-    return cache_dir() / "build" / f"{source_key(req.profile.source)}-{fragments_digest(frags)}"
+    digest = fragments_digest(frags, req.target)
+    return cache_dir() / "build" / f"{source_key(req.profile.source)}-{digest}"
 
 
 def tree_lock_path(req: Request) -> Path:
@@ -72,14 +85,6 @@ def tree_lock_path(req: Request) -> Path:
 
 def image_dir(req: Request) -> Path:
     return build_dir(req) / "images" / req.kernel
-
-
-def compiler_version() -> str:
-    try:
-        out = subprocess.run(["gcc", "--version"], capture_output=True, text=True).stdout
-    except OSError:
-        return ""
-    return out.partition("\n")[0]
 
 
 def reusable_image(req: Request, state: dict) -> KernelImage | None:
@@ -99,26 +104,29 @@ def reusable_image(req: Request, state: dict) -> KernelImage | None:
         info = json.loads((idir / "image.json").read_text())
     except (OSError, ValueError):
         return None
-    if info.get("state") != state or not (idir / "bzImage").is_file():
+    image = idir / Path(req.target.arch.image).name
+    if info.get("state") != state or not image.is_file():
         return None
-    return KernelImage(idir / "bzImage", info)
+    return KernelImage(image, info)
 
 
 def build_kernel(req: Request, rec: RunRecord) -> KernelImage:
     cache = cache_dir()
     t = req.timings
-    frags = [project_path(f) for f in req.profile.fragments]
+    frags = fragments(req)
+    target = req.target
     bdir = build_dir(req)
     with t.measure("source", "Preparing the kernel source ..."):
         src = prepare_source(req.profile.source, cache)
     series = read_series(None if req.kernel == "vanilla" or req.at_head
                          else project_path(req.profile.series))
-    rec.meta(kernel=req.kernel, source=src.description, base=src.base, base_version=src.version,
+    rec.meta(kernel=req.kernel, target=target.name, source=src.description, base=src.base,
+             base_version=src.version,
              series_file=str(series.path or ""), series_hash=series.digest() if series.patches
              else "", patches=[p.name for p in series.patches])
     rec.stage("source", "pass", t.seconds.get("source", 0.0))
     state = {"base": src.base, "series": series.digest() if series.patches else "",
-             "fragments": fragments_digest(frags), "compiler": compiler_version()}
+             "fragments": fragments_digest(frags, target), "compiler": target.compiler_version()}
     lock = (nullcontext() if req.tree_locked
             else locked(tree_lock_path(req), "the kernel tree and build directory"))
     with lock:
@@ -143,7 +151,7 @@ def build_kernel(req: Request, rec: RunRecord) -> KernelImage:
         with t.measure("config", "Configuring (tinyconfig + fragments) ..."):
             with open(log_path, "a") as log:
                 try:
-                    if not configure(src.repo, bdir, frags, log):
+                    if not configure(src.repo, bdir, frags, log, target):
                         printer.info("fragments and Kconfig files unchanged: config reused")
                 except HarnessError as e:
                     rec.stage("config", "fail", t.seconds.get("config", 0.0), error=str(e))
@@ -151,9 +159,9 @@ def build_kernel(req: Request, rec: RunRecord) -> KernelImage:
         shutil.copyfile(bdir / ".config", rec.path("kernel.config"))
         rec.stage("config", "pass", t.seconds.get("config", 0.0),
                   fragments=[str(f) for f in frags])
-        printer.stage(f"Building {req.kernel} kernel in {bdir} ...")
+        printer.stage(f"Building {req.kernel} kernel ({target.name}) in {bdir} ...")
         try:
-            res = build(src.repo, bdir, req.jobs, log_path, req.profile.timeouts.build)
+            res = build(src.repo, bdir, req.jobs, log_path, req.profile.timeouts.build, target)
         except HarnessError as e:
             rec.stage("build", "fail", error=str(e))
             raise
@@ -162,6 +170,7 @@ def build_kernel(req: Request, rec: RunRecord) -> KernelImage:
         printer.info(f"built {res.release} in {res.seconds:.1f}s")
         info = {"kernel": req.kernel, "release": res.release, "base": src.base,
                 "base_version": src.version, "source": src.description, "head": head,
+                "target": target.name,
                 "series_hash": series.digest() if series.patches else "", "commits": subjects,
                 "config": str(bdir / ".config"), "tree": str(src.repo),
                 "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "state": state}
@@ -169,13 +178,14 @@ def build_kernel(req: Request, rec: RunRecord) -> KernelImage:
         # sharing one incremental build directory.
         idir = image_dir(req)
         idir.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(res.image, idir / "bzImage")
+        image = idir / res.image.name
+        shutil.copyfile(res.image, image)
         shutil.copyfile(bdir / ".config", idir / "config")
         # Its symbols (and debug info, if any) decode this kernel's splats.
         shutil.copyfile(bdir / "vmlinux", idir / "vmlinux")
         info["vmlinux"] = str(idir / "vmlinux")
         (idir / "image.json").write_text(json.dumps(info, indent=2))
-    return KernelImage(idir / "bzImage", info, res.warnings)
+    return KernelImage(image, info, res.warnings)
 
 
 def _reuse(req: Request, rec: RunRecord, kept: KernelImage) -> KernelImage:
@@ -199,7 +209,7 @@ def last_image(req: Request) -> KernelImage:
     except (OSError, ValueError):
         raise ConfigError(f"no {req.kernel} kernel built for this profile yet "
                           f"(looked in {idir}); run `harness build` first") from None
-    return KernelImage(idir / "bzImage", info)
+    return KernelImage(idir / Path(req.target.arch.image).name, info)
 
 
 def prepare_rootfs(req: Request, img: KernelImage, rec: RunRecord) -> Path:
@@ -211,7 +221,7 @@ def prepare_rootfs(req: Request, img: KernelImage, rec: RunRecord) -> Path:
     t = req.timings
     with t.measure("rootfs", "Preparing the initramfs ..."):
         rootfs = build_rootfs(Path(img.info["tree"]), project_path(req.profile.guest_tests),
-                              cache_dir(), rec.path("rootfs.log"))
+                              cache_dir(), rec.path("rootfs.log"), req.target.arch)
     rec.stage("rootfs", "pass", t.seconds.get("rootfs", 0.0), path=str(rootfs))
     return rootfs
 
@@ -229,13 +239,14 @@ def selected_tests(req: Request, rootfs: Path) -> list[str]:
 def qemu_commands(req: Request, img: KernelImage, rootfs: Path, tests: list[str],
                   name: str = "harness") -> tuple[dict, list, str]:
     prof = req.profile
-    if not qemu_available(X86_64):
-        raise ConfigError(f"{X86_64.binary} not found: sudo apt-get install "
-                          "--no-install-recommends qemu-system-x86")
-    accels, why = choose_accel(prof.qemu.accel, cache_dir())
-    cmdline = kernel_cmdline(X86_64, tests, prof.timeouts.per_test, prof.qemu.cmdline,
+    arch = req.target.arch.qemu
+    if not qemu_available(arch):
+        raise ConfigError(f"{arch.binary} not found: sudo apt-get install "
+                          f"--no-install-recommends {arch.package}")
+    accels, why = choose_accel(prof.qemu.accel, cache_dir(), arch)
+    cmdline = kernel_cmdline(arch, tests, prof.timeouts.per_test, prof.qemu.cmdline,
                              shell=req.interactive, cpus=prof.qemu.smp)
-    cmds = {a: qemu_command(X86_64, prof.qemu, a, img.image, rootfs / "initramfs.cpio",
+    cmds = {a: qemu_command(arch, prof.qemu, a, img.image, rootfs / "initramfs.cpio",
                             cmdline, interactive=req.interactive, name=name) for a in accels}
     return cmds, accels, why
 

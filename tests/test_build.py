@@ -11,7 +11,8 @@ from harness.errors import BuildError
 @pytest.fixture
 def tiny_make(monkeypatch, tmp_path):
     monkeypatch.setattr(build, "make_command",
-                        lambda tree, bd, jobs, target="bzImage": ["make", "-C", str(tree), target])
+                        lambda tree, bd, jobs, goal="", target=None, extra=():
+                        ["make", "-C", str(tree), goal or "bzImage"])
     return tmp_path
 
 
@@ -31,3 +32,11 @@ def test_failure_shows_the_first_compiler_error(tiny_make):
         build.build(tiny_make, tiny_make, 1, tiny_make / "log", timeout=60)
     assert "fs/a.c:3:5: error: 'x' undeclared" in str(e.value)
     assert "fs/a.c:3:5" in (tiny_make / "log").read_text()
+
+
+def test_linker_errors_of_every_toolchain_are_first_errors():
+    lines = ["  LD      vmlinux", "noise",
+             "aarch64-linux-gnu-ld: mm/memcontrol.o: undefined reference to `foo'"]
+    assert build.first_errors(lines).splitlines()[-1].startswith("aarch64-linux-gnu-ld:")
+    lines = ["  LD      vmlinux", "ld.lld: error: undefined symbol: foo"]
+    assert "ld.lld: error" in build.first_errors(lines, limit=1)

@@ -5,6 +5,7 @@ import pytest
 from harness import qemu
 from harness.errors import ConfigError
 from harness.profile import Profile, parse_profile, project_dir
+from harness.target import X86_64
 
 
 def test_empty_profile_gives_defaults():
@@ -52,9 +53,9 @@ def test_shipped_profiles_boot_two_cpus_round_robin_under_tcg(name):
     path = project_dir() / "profiles" / f"{name}.yaml"
     prof = parse_profile(path.read_text(), str(path))
     assert prof.qemu.smp == 2 and not prof.qemu.icount
-    line = qemu.kernel_cmdline(qemu.X86_64, ["smoke"], 60, prof.qemu.cmdline,
+    line = qemu.kernel_cmdline(X86_64.qemu, ["smoke"], 60, prof.qemu.cmdline,
                                cpus=prof.qemu.smp)
-    cmd = qemu.qemu_command(qemu.X86_64, prof.qemu, "tcg", Path("/k"), Path("/r"), line)
+    cmd = qemu.qemu_command(X86_64.qemu, prof.qemu, "tcg", Path("/k"), Path("/r"), line)
     assert cmd[cmd.index("-smp") + 1] == "2"
     # thread=multi gave rare spurious int3 Oopses (see profiles/default.yaml).
     assert cmd[cmd.index("-accel") + 1] == "tcg,thread=single"

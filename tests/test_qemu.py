@@ -6,12 +6,13 @@ from harness import qemu
 from harness.errors import ConfigError
 from harness.profile import QemuConfig
 from harness.qemu import accel_option
+from harness.target import X86_64
 
 
 def _cmd(accel="tcg", **kw):
     cfg = QemuConfig(**kw)
-    line = qemu.kernel_cmdline(qemu.X86_64, ["smoke", "file_charge"], 60, ["quiet"])
-    return qemu.qemu_command(qemu.X86_64, cfg, accel, Path("/k/bzImage"), Path("/r.cpio"), line)
+    line = qemu.kernel_cmdline(X86_64.qemu, ["smoke", "file_charge"], 60, ["quiet"])
+    return qemu.qemu_command(X86_64.qemu, cfg, accel, Path("/k/bzImage"), Path("/r.cpio"), line)
 
 
 def test_command_is_an_argv_list_with_no_shell():
@@ -61,9 +62,9 @@ def test_icount_keeps_single_threaded_tcg():
 
 
 def test_requested_cpus_reach_the_guest():
-    line = qemu.kernel_cmdline(qemu.X86_64, ["smoke"], 60, [], cpus=2)
+    line = qemu.kernel_cmdline(X86_64.qemu, ["smoke"], 60, [], cpus=2)
     assert "HARNESS_CPUS=2" in line.split()
-    assert "HARNESS_CPUS" not in qemu.kernel_cmdline(qemu.X86_64, ["smoke"], 60, [])
+    assert "HARNESS_CPUS" not in qemu.kernel_cmdline(X86_64.qemu, ["smoke"], 60, [])
 
 
 def test_extra_args_come_last():

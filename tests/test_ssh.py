@@ -15,15 +15,16 @@ from harness import cli, ktap, report, ssh
 from harness.boot import GUEST_DONE, GUEST_START
 from harness.ktap import Status
 from harness.profile import QemuConfig
-from harness.qemu import X86_64, kernel_cmdline, qemu_command
+from harness.qemu import kernel_cmdline, qemu_command
+from harness.target import X86_64
 
 needs_dropbear = pytest.mark.skipif(not ssh.DROPBEARKEY.exists() or not ssh.DROPBEAR.exists(),
                                     reason="dropbear-bin not installed")
 
 
 def _console_cmd() -> list[str]:
-    line = kernel_cmdline(X86_64, ["smoke"], 60, ["harness.ssh=1"])
-    return qemu_command(X86_64, QemuConfig(extra_args=["-s"]), "tcg", Path("/k/bzImage"),
+    line = kernel_cmdline(X86_64.qemu, ["smoke"], 60, ["harness.ssh=1"])
+    return qemu_command(X86_64.qemu, QemuConfig(extra_args=["-s"]), "tcg", Path("/k/bzImage"),
                         Path("/rootfs/initramfs.cpio"), line)
 
 
