@@ -44,12 +44,12 @@ def build_env(tree: Path) -> dict[str, str]:
     return env
 
 
-def make_command(tree: Path, build_dir: Path, jobs: int, goal: str = "",
+def make_command(tree: Path, build_dir: Path, jobs: int, goals: tuple[str, ...] = (),
                  target: Target = DEFAULT, extra: tuple[str, ...] = ()) -> list[str]:
-    """make for TARGET; GOAL defaults to the target's boot image (and vmlinux)."""
+    """make for TARGET; GOALS default to the target's boot image (and vmlinux)."""
     return ["make", "-C", str(tree), f"O={build_dir}",
             *target.make_vars(ccache=bool(shutil.which("ccache"))), *extra, f"-j{jobs}",
-            goal or target.arch.image_target]
+            *(goals or (target.arch.image_target,))]
 
 
 def first_errors(lines: list[str], limit: int = 20) -> str:
@@ -69,9 +69,11 @@ def _kill_group(proc: subprocess.Popen) -> None:
 
 
 def build(tree: Path, build_dir: Path, jobs: int, log_path: Path, timeout: int,
-          target: Target = DEFAULT) -> BuildResult:
+          target: Target = DEFAULT, goals: tuple[str, ...] = (),
+          extra: tuple[str, ...] = ()) -> BuildResult:
+    """Build the boot image, or only GOALS (objects: no image, no link)."""
     target.check_tools()
-    cmd = make_command(tree, build_dir, jobs, target=target)
+    cmd = make_command(tree, build_dir, jobs, goals, target, extra)
     t0 = time.monotonic()
     lines: list[str] = []
     warnings: list[str] = []
@@ -127,4 +129,5 @@ def build(tree: Path, build_dir: Path, jobs: int, log_path: Path, timeout: int,
         raise BuildError(f"kernel build failed (make exit {proc.returncode}); first errors:\n"
                          f"{first_errors(lines)}\n    full log: {log_path}")
     release = (build_dir / "include/config/kernel.release").read_text().strip()
-    return BuildResult(build_dir / target.arch.image, secs, release, warnings)
+    return BuildResult(build_dir / target.arch.image if not goals else build_dir, secs, release,
+                       warnings)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from harness import matrix, printer, reproduce, run
-from harness.errors import EXIT_INTERRUPTED, EXIT_OK, HarnessError
+from harness.errors import EXIT_INTERRUPTED, EXIT_OK, ConfigError, HarnessError
 from harness.expectations import KERNELS
 from harness.profile import Profile, load_profile, project_path
 from harness.results import RunRecord
@@ -274,7 +274,17 @@ def cmd_patchcheck(args: argparse.Namespace) -> int:
     from harness import patchcheck
 
     req = request_from_args(args)
-    return _run(req, "patchcheck", lambda rec: patchcheck.run_patchcheck(req, args.depth, rec))
+    if args.matrix:
+        from harness import patchcheck_matrix as pm
+
+        cells = pm.select(pm.load_cells(project_path(args.matrix)), args.cells or "")
+        depth = args.depth or "build"
+        return _run(req, "patchcheck-matrix",
+                    lambda rec: pm.run_matrix(req, depth, cells, rec, args.start))
+    if args.cells:
+        raise ConfigError("--cells needs --matrix")
+    return _run(req, "patchcheck", lambda rec: patchcheck.run_patchcheck(
+        req, args.depth or "test", rec, args.start))
 
 
 def cmd_bisect(args: argparse.Namespace) -> int:
@@ -287,9 +297,16 @@ def cmd_bisect(args: argparse.Namespace) -> int:
 
 
 def _add_patchcheck(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--depth", choices=["build", "boot", "test"], default="test",
-                   help="build (+ warnings, checkpatch), also boot, or also run the guest "
-                   "tests (default)")
+    p.add_argument("--depth", choices=["objects", "build", "boot", "test"],
+                   help="objects: compile the touched .c files at W=1 (no link); build "
+                   "(+ new warnings, checkpatch); also boot; or also run the guest tests "
+                   "(default: test; with --matrix: build)")
+    p.add_argument("--from", dest="start", type=int, default=1, metavar="K",
+                   help="check patches K.. only; 1..K-1 are applied unchecked")
+    p.add_argument("--matrix", nargs="?", const="patchcheck-matrix.yaml", metavar="FILE",
+                   help="every patch on every cell of FILE (targets x config variants; "
+                   "default patchcheck-matrix.yaml): one table, exit code the worst cell's")
+    p.add_argument("--cells", metavar="A,B", help="with --matrix: only these cells")
 
 
 def _add_bisect(p: argparse.ArgumentParser) -> None:

@@ -9,6 +9,11 @@ report 0 errors and 0 warnings. Then boot (`--depth boot`) and run the guest
 tests (`--depth test`): an intermediate prefix may give what either the base
 or the series is declared to give, the whole series must give the series'.
 All prefixes share one incremental build directory.
+
+`--depth objects` is the quick look: only the .c files each patch touches
+are compiled, at W=1 (`make W=1 fs/file_table.o ...`; no image, no link),
+before and after it. `--from K` applies patches 1..K-1 unchecked.
+`--matrix` (patchcheck_matrix.py) runs all this for several targets.
 """
 
 import os
@@ -37,7 +42,7 @@ from harness.results import RunRecord
 from harness.series import Series, _am_failure_details, apply_series, read_series
 from harness.source import prepare_source
 
-DEPTHS = ("build", "boot", "test")
+DEPTHS = ("objects", "build", "boot", "test")
 LABEL = "patchcheck"  # images/patchcheck/: never overwrites the series image
 _WARNING = re.compile(r"^(\S+?):\d+(?::\d+)?: warning: (.*)$")
 _TOTAL = re.compile(r"^total: (\d+) errors?, (\d+) warnings?,(?: (\d+) checks?,)? (\d+) lines? "
@@ -191,6 +196,14 @@ def run_checkpatch(tree: Path, patch: Path, log_path: Path) -> Checkpatch:
     return res
 
 
+def objects_of(files: list[str], arch: str) -> tuple[str, ...]:
+    """The objects `--depth objects` compiles: touched .c files, except those
+    of another architecture's arch/ directory."""
+    own = {"x86_64": "x86", "i386": "x86"}.get(arch, arch)
+    return tuple(f[:-2] + ".o" for f in files if f.endswith(".c")
+                 and (not f.startswith("arch/") or f.startswith(f"arch/{own}/")))
+
+
 def _touch(tree: Path, files: list[str]) -> None:
     now = time.time()
     for f in files:
@@ -208,15 +221,16 @@ def _judge_for(depth: str, last: bool) -> step.Judge:
 
 
 def check_patch(req: run.Request, repo: Path, patch: Path, row: Row, depth: str, last: bool,
-                rec: RunRecord) -> bool:
+                rec: RunRecord, checkpatch: bool = True) -> bool:
     """Fill ROW for PATCH on top of the current HEAD; False when it does not apply."""
     text = patch.read_text(errors="replace")
     files = touched_files(text)
     rec.meta(patch=str(patch), touched=files)
     t0 = time.monotonic()
     try:
-        row.checkpatch = run_checkpatch(repo, patch, rec.path("checkpatch.log"))
-        if not row.checkpatch.ok:
+        if checkpatch:
+            row.checkpatch = run_checkpatch(repo, patch, rec.path("checkpatch.log"))
+        if row.checkpatch and not row.checkpatch.ok:
             row.fail(EXIT_TEST_FAILURE, f"checkpatch: {row.checkpatch.errors} errors, "
                      f"{row.checkpatch.warnings} warnings")
             row.reasons.extend(f"  {m}" for m in row.checkpatch.messages[:10])
@@ -224,17 +238,25 @@ def check_patch(req: run.Request, repo: Path, patch: Path, row: Row, depth: str,
         row.checkpatch_error = str(e)
         row.fail(EXIT_INFRA, f"checkpatch: {e}")
     row.times["checkpatch"] = time.monotonic() - t0
+    if depth == "objects":
+        req = run.Request(**{**req.__dict__, "goals": objects_of(files, req.profile.arch),
+                             "make_extra": ("W=1",)})
+        if not req.goals:
+            printer.info(f"[{row.number}] no .c file of this target touched: "
+                         "objects depth compiles nothing")
 
     # Baseline: the touched files recompiled before the patch.
     base = step.StepTimes()
     _touch(repo, files)
-    printer.stage(f"[{row.number}] baseline build (touched: {', '.join(files)})")
-    try:
-        before = step.build(req, rec, base).warnings
-        baseline_ok = True
-    except HarnessError as e:
-        before, baseline_ok = [], False
-        printer.warn(f"baseline build before {patch.name} failed: {str(e).splitlines()[0]}")
+    before, baseline_ok = [], False
+    if depth != "objects" or req.goals:
+        printer.stage(f"[{row.number}] baseline build (touched: {', '.join(files)})")
+        try:
+            before = step.build(req, rec, base).warnings
+            baseline_ok = True
+        except HarnessError as e:
+            printer.warn(f"baseline build before {patch.name} failed: "
+                         f"{str(e).splitlines()[0]}")
     row.times["baseline"] = base.build
 
     am = git(repo, "am", "-q", "-3", "--committer-date-is-author-date", str(patch.resolve()),
@@ -247,6 +269,9 @@ def check_patch(req: run.Request, repo: Path, patch: Path, row: Row, depth: str,
     row.subject = git(repo, "log", "-1", "--format=%s").stdout.strip()
 
     times = step.StepTimes()
+    if depth == "objects" and not req.goals:
+        row.build = "pass"
+        return True
     printer.stage(f"[{row.number}] building with {patch.name}")
     try:
         img = step.build(req, rec, times)
@@ -265,7 +290,7 @@ def check_patch(req: run.Request, repo: Path, patch: Path, row: Row, depth: str,
         row.fail(EXIT_TEST_FAILURE, f"{len(row.new_warnings)} new compiler warnings"
                  + ("" if baseline_ok else " (no baseline: the build before it failed)"))
         row.reasons.extend(f"  {w}" for w in row.new_warnings[:10])
-    if depth == "build":
+    if depth in ("objects", "build"):
         return True
 
     jd = _judge_for(depth, last)
@@ -290,7 +315,19 @@ def check_patch(req: run.Request, repo: Path, patch: Path, row: Row, depth: str,
     return True
 
 
-def run_patchcheck(req: run.Request, depth: str, rec: RunRecord) -> int:
+def run_patchcheck(req: run.Request, depth: str, rec: RunRecord, start: int = 1) -> int:
+    rows = check_series(req, depth, rec, start)
+    table = render_table(rows, depth)
+    rec.path("summary.txt").write_text(table + "\n")
+    print(table, flush=True)
+    code = exit_code(rows)
+    rec.finish("pass" if code == EXIT_OK else "fail", code)
+    return code
+
+
+def check_series(req: run.Request, depth: str, rec: RunRecord, start: int = 1,
+                 checkpatch: bool = True, label: str = LABEL) -> list[Row]:
+    """Patches START.. of the series, each on top of the ones before it, into REC."""
     if depth not in DEPTHS:
         raise ConfigError(f"--depth {depth}: expected one of {', '.join(DEPTHS)}")
     if req.kernel == "vanilla":
@@ -298,25 +335,30 @@ def run_patchcheck(req: run.Request, depth: str, rec: RunRecord) -> int:
     series = read_series(project_path(req.profile.series))
     if not series.patches:
         raise ConfigError(f"{series.path}: no patches")
+    if not 1 <= start <= len(series.patches):
+        raise ConfigError(f"--from {start}: the series has patches 1..{len(series.patches)}")
     with req.timings.measure("source", "Preparing the kernel source ..."):
         src = prepare_source(req.profile.source, cache_dir())
     repo = src.repo
-    sreq = run.Request(profile=req.profile, jobs=req.jobs, results_root=req.results_root,
-                       timings=req.timings, at_head=LABEL, tree_locked=True)
-    rows = [Row(i, p.name) for i, p in enumerate(series.patches, 1)]
-    rec.meta(kernel=LABEL, depth=depth, series_file=str(series.path), base=src.base,
-             patches=[p.name for p in series.patches], tree=str(repo))
+    sreq = run.Request(profile=req.profile, profile_name=req.profile_name, jobs=req.jobs,
+                       results_root=req.results_root, timings=req.timings, at_head=label,
+                       tree_locked=True)
+    rows = [Row(i, p.name) for i, p in enumerate(series.patches, 1)][start - 1:]
+    rec.meta(kernel=label, depth=depth, series_file=str(series.path), base=src.base,
+             patches=[p.name for p in series.patches], tree=str(repo), first_checked=start,
+             target=sreq.target.name)
     rows_dir = rec.path("patches")
     rows_dir.mkdir()
     with locked(run.tree_lock_path(sreq), "the kernel tree and build directory"):
-        apply_series(repo, src.base, Series(None, []))  # the base, recorded as such
-        for row, patch in zip(rows, series.patches, strict=True):
-            printer.stage(f"=== patch {row.number}/{len(rows)}: {patch.name} ===")
+        # The base (recorded as such), plus the patches before START, unchecked.
+        apply_series(repo, src.base, Series(series.path, series.patches[:start - 1]))
+        for row, patch in zip(rows, series.patches[start - 1:], strict=True):
+            printer.stage(f"=== patch {row.number}/{len(series.patches)}: {patch.name} ===")
             prec = RunRecord(rows_dir, f"{row.number:02d}-{patch.stem}")
             row.results = str(prec.dir)
             try:
-                applied = check_patch(sreq, repo, patch, row, depth, row.number == len(rows),
-                                      prec)
+                applied = check_patch(sreq, repo, patch, row, depth,
+                                      row.number == len(series.patches), prec, checkpatch)
             finally:
                 prec.finish("pass" if row.code == EXIT_OK else "fail", row.code,
                             "; ".join(row.reasons), row=asdict(row))
@@ -328,9 +370,4 @@ def run_patchcheck(req: run.Request, depth: str, rec: RunRecord) -> int:
                 break  # the later patches build on this one
         head = rev_parse(repo, "HEAD")
     rec.meta(head=head)
-    table = render_table(rows, depth)
-    rec.path("summary.txt").write_text(table + "\n")
-    print(table, flush=True)
-    code = exit_code(rows)
-    rec.finish("pass" if code == EXIT_OK else "fail", code)
-    return code
+    return rows

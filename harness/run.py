@@ -41,6 +41,10 @@ class Request:
     at_head: str = ""
     tree_locked: bool = False
     reproduce: str = ""  # the harness command that reproduces this run (cli.py sets it)
+    # patchcheck --depth objects: make only these objects (with make_extra,
+    # e.g. W=1), no image; the build stage records their warnings.
+    goals: tuple[str, ...] = ()
+    make_extra: tuple[str, ...] = ()
 
     @property
     def target(self) -> Target:
@@ -161,12 +165,17 @@ def build_kernel(req: Request, rec: RunRecord) -> KernelImage:
                   fragments=[str(f) for f in frags])
         printer.stage(f"Building {req.kernel} kernel ({target.name}) in {bdir} ...")
         try:
-            res = build(src.repo, bdir, req.jobs, log_path, req.profile.timeouts.build, target)
+            res = build(src.repo, bdir, req.jobs, log_path, req.profile.timeouts.build, target,
+                        req.goals, req.make_extra)
         except HarnessError as e:
             rec.stage("build", "fail", error=str(e))
             raise
         t.seconds["build"] = res.seconds
         rec.stage("build", "pass", res.seconds, release=res.release, warnings=len(res.warnings))
+        if req.goals:
+            printer.info(f"compiled {' '.join(req.goals)} in {res.seconds:.1f}s")
+            return KernelImage(res.image, {"kernel": req.kernel, "head": head,
+                                           "target": target.name}, res.warnings)
         printer.info(f"built {res.release} in {res.seconds:.1f}s")
         info = {"kernel": req.kernel, "release": res.release, "base": src.base,
                 "base_version": src.version, "source": src.description, "head": head,

@@ -11,8 +11,8 @@ from harness.errors import BuildError
 @pytest.fixture
 def tiny_make(monkeypatch, tmp_path):
     monkeypatch.setattr(build, "make_command",
-                        lambda tree, bd, jobs, goal="", target=None, extra=():
-                        ["make", "-C", str(tree), goal or "bzImage"])
+                        lambda tree, bd, jobs, goals=(), target=None, extra=():
+                        ["make", "-C", str(tree), *(goals or ["bzImage"])])
     return tmp_path
 
 
