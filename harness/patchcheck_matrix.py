@@ -10,8 +10,6 @@ The table has a row per patch and a column per cell; the exit code is the
 worst cell's.
 """
 
-from __future__ import annotations
-
 import copy
 import json
 import time
