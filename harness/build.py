@@ -46,10 +46,20 @@ def build_env(tree: Path) -> dict[str, str]:
 
 def make_command(tree: Path, build_dir: Path, jobs: int, goals: tuple[str, ...] = (),
                  target: Target = DEFAULT, extra: tuple[str, ...] = ()) -> list[str]:
-    """make for TARGET; GOALS default to the target's boot image (and vmlinux)."""
+    """make for TARGET; GOALS default to the target's boot image (and vmlinux), plus
+    scripts_gdb (the lx-* helpers of `harness boot --gdb`) when the config asks for them:
+    `make all` would make them, `make bzImage` does not."""
     return ["make", "-C", str(tree), f"O={build_dir}",
             *target.make_vars(ccache=bool(shutil.which("ccache"))), *extra, f"-j{jobs}",
-            *(goals or (target.arch.image_target,))]
+            *(goals or (target.arch.image_target, *_gdb_scripts(build_dir)))]
+
+
+def _gdb_scripts(build_dir: Path) -> tuple[str, ...]:
+    try:
+        config = (build_dir / ".config").read_text()
+    except OSError:
+        return ()
+    return ("scripts_gdb",) if "\nCONFIG_GDB_SCRIPTS=y\n" in config else ()
 
 
 def first_errors(lines: list[str], limit: int = 20) -> str:

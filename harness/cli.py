@@ -218,15 +218,22 @@ def cmd_matrix(args: argparse.Namespace) -> int:
 
 def cmd_boot(args: argparse.Namespace) -> int:
     req = request_from_args(args, interactive=True)
+    port = _gdb_port(args)  # None: no gdb stub (harness/gdb.py)
     if getattr(args, "ssh", False):  # SSH transport (harness/ssh.py)
+        if port is not None:
+            raise ConfigError("--gdb and --ssh cannot be combined yet")
         from harness import ssh
         return ssh.boot_interactive(req)
     img = run.last_image(req)
     rec = RunRecord(req.results_root, f"boot-{req.kernel}")
-    cmds, accels, why = run.qemu_commands(req, img, run.prepare_rootfs(req, img, rec), [])
+    stub, cmdline = _gdb_qemu_args(args, port)
+    cmds, accels, why = run.qemu_commands(req, img, run.prepare_rootfs(req, img, rec), [],
+                                          extra=stub, cmdline_extra=cmdline)
     cmd = cmds["tcg" if "tcg" in accels and len(accels) == 1 else accels[0]]
     printer.stage(f"Booting {img.info['release']} ({req.kernel}) interactively with "
                   f"{cmd[cmd.index('-accel') + 1]} ({why}); Ctrl-A x quits QEMU")
+    if port is not None:
+        _print_gdb(req, img, rec, port, args.gdb_wait)
     os.execvp(cmd[0], cmd)
     return EXIT_OK
 
@@ -353,6 +360,8 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "bisect":
             _add_bisect(p)
         _add_ssh_flags(name, p)
+        if name == "boot":
+            _add_gdb_flags(p)
         p.set_defaults(func=func, parser=p)
     _add_ssh_command(sub)
     _add_nightly(sub)
@@ -360,6 +369,64 @@ def build_parser() -> argparse.ArgumentParser:
     listed.sort(key=lambda a: COMMAND_ORDER.index(a.dest) if a.dest in COMMAND_ORDER
                 else len(COMMAND_ORDER))
     return parser
+
+
+# --- gdb stub (harness/gdb.py) ---
+
+def _add_gdb_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("kernel debugging with gdb")
+    g.add_argument("--gdb", action="store_true",
+                   help="QEMU's gdb stub on 127.0.0.1 (a free port), kernel booted with "
+                        "nokaslr; prints the gdb command (vmlinux, lx-* helpers) to attach")
+    g.add_argument("--gdb-port", type=int, metavar="N",
+                   help="the gdb stub's port on 127.0.0.1 (implies --gdb)")
+    g.add_argument("--gdb-wait", action="store_true",
+                   help="the guest's CPUs wait for gdb to `continue` them (-S; implies --gdb)")
+
+
+def _gdb_port(args: argparse.Namespace) -> int | None:
+    """The gdb stub's port, or None when no --gdb* flag was given."""
+    from harness import gdb
+
+    if getattr(args, "gdb_port", None) is not None:
+        return gdb.check_port(args.gdb_port)
+    if getattr(args, "gdb", False) or getattr(args, "gdb_wait", False):
+        return gdb.free_port()
+    return None
+
+
+def _gdb_qemu_args(args: argparse.Namespace, port: int | None) -> tuple[list[str], list[str]]:
+    """QEMU arguments and kernel command line words for the gdb stub (none without)."""
+    if port is None:
+        return [], []
+    from harness import gdb
+    return gdb.qemu_args(port, args.gdb_wait), list(gdb.CMDLINE)
+
+
+def _print_gdb(req: run.Request, img: run.KernelImage, rec: RunRecord, port: int,
+               wait: bool) -> None:
+    """The gdb command line, on a line of its own, before QEMU takes the terminal."""
+    from harness import gdb
+    from harness.build import make_command
+
+    bdir = run.build_dir(req)
+    vmlinux = Path(img.info.get("vmlinux") or img.image.parent / "vmlinux")
+    if not vmlinux.is_file():
+        printer.warn(f"{vmlinux} missing (an image built before its vmlinux was kept): "
+                     f"using {bdir / 'vmlinux'}, which a later build may have replaced")
+        vmlinux = bdir / "vmlinux"
+    for problem in gdb.problems(req.target, img.image.parent / "config"):
+        printer.warn(problem)
+    if not gdb.helpers(bdir):
+        make = make_command(Path(img.info["tree"]), bdir, 1, ("scripts_gdb",), req.target)
+        printer.warn(f"no lx-* helpers in {bdir} (built without `make scripts_gdb`); "
+                     f"`{shlex.join(make)}` makes them")
+    cmd = gdb.gdb_command(req.target, vmlinux, bdir, port)
+    rec.meta(gdb={"port": port, "wait": wait, "command": cmd})
+    printer.stage(f"gdb stub on {gdb.LOOPBACK}:{port}"
+                  + ("; the guest's CPUs wait for gdb's `continue`" if wait else "")
+                  + "; attach with:")
+    print(gdb.printed(cmd), flush=True)
 
 
 # --- SSH transport (harness/ssh.py) ---

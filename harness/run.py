@@ -6,6 +6,7 @@ Requests are plain dataclasses built by cli.py; nothing here touches argparse.
 import json
 import shutil
 import time
+from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -246,17 +247,22 @@ def selected_tests(req: Request, rootfs: Path) -> list[str]:
 
 
 def qemu_commands(req: Request, img: KernelImage, rootfs: Path, tests: list[str],
-                  name: str = "harness") -> tuple[dict, list, str]:
+                  name: str = "harness", extra: Sequence[str] = (),
+                  cmdline_extra: Sequence[str] = ()) -> tuple[dict, list, str]:
+    """QEMU's command line per accelerator to try; EXTRA is appended to each (e.g. the
+    gdb stub of `harness boot --gdb`), CMDLINE_EXTRA to the kernel command line."""
     prof = req.profile
     arch = req.target.arch.qemu
     if not qemu_available(arch):
         raise ConfigError(f"{arch.binary} not found: sudo apt-get install "
                           f"--no-install-recommends {arch.package}")
     accels, why = choose_accel(prof.qemu.accel, cache_dir(), arch)
-    cmdline = kernel_cmdline(arch, tests, prof.timeouts.per_test, prof.qemu.cmdline,
+    cmdline = kernel_cmdline(arch, tests, prof.timeouts.per_test,
+                             [*prof.qemu.cmdline, *cmdline_extra],
                              shell=req.interactive, cpus=prof.qemu.smp)
-    cmds = {a: qemu_command(arch, prof.qemu, a, img.image, rootfs / "initramfs.cpio",
-                            cmdline, interactive=req.interactive, name=name) for a in accels}
+    cmds = {a: [*qemu_command(arch, prof.qemu, a, img.image, rootfs / "initramfs.cpio",
+                              cmdline, interactive=req.interactive, name=name), *extra]
+            for a in accels}
     return cmds, accels, why
 
 
