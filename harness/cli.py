@@ -386,13 +386,14 @@ def _add_gdb_flags(p: argparse.ArgumentParser) -> None:
 
 def _gdb_port(args: argparse.Namespace) -> int | None:
     """The gdb stub's port, or None when no --gdb* flag was given."""
+    wanted = getattr(args, "gdb", False) or getattr(args, "gdb_wait", False)
+    if getattr(args, "gdb_port", None) is None and not wanted:
+        return None
     from harness import gdb
 
-    if getattr(args, "gdb_port", None) is not None:
+    if args.gdb_port is not None:
         return gdb.check_port(args.gdb_port)
-    if getattr(args, "gdb", False) or getattr(args, "gdb_wait", False):
-        return gdb.free_port()
-    return None
+    return gdb.free_port()
 
 
 def _gdb_qemu_args(args: argparse.Namespace, port: int | None) -> tuple[list[str], list[str]]:

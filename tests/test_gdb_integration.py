@@ -1,0 +1,142 @@
+"""`harness boot --gdb` end to end: a real kernel under TCG, QEMU's gdb stub, Debian's gdb.
+
+Boots the last series image of the default profile (built once if there is
+none: the build test_integration.py's default_run then reuses).
+"""
+
+import os
+import queue
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, harness, qemu_processes, requires_kernel_tools
+
+from harness import run
+from harness.errors import ConfigError
+from harness.profile import load_profile
+
+pytestmark = [pytest.mark.integration, requires_kernel_tools(),
+              pytest.mark.skipif(not (shutil.which("gdb") or shutil.which("gdb-multiarch")),
+                                 reason="gdb not installed: sudo apt-get install gdb")]
+
+
+@pytest.fixture(scope="module")
+def results_root(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("results")
+
+
+@pytest.fixture(scope="module")
+def series_image(results_root) -> run.KernelImage:
+    """What `harness boot` boots: the default profile's last series build."""
+    req = run.Request(profile=load_profile("default"))
+    try:
+        return run.last_image(req)
+    except ConfigError:
+        built = harness("build", results_root=results_root)
+        assert built.returncode == 0, built.output
+        return run.last_image(req)
+
+
+def _reader(proc: subprocess.Popen) -> "queue.Queue[str | None]":
+    """Lines of PROC's output as they come (None at EOF), read by a thread: the
+    guest's console must never fill the pipe, and no read may block the test."""
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def pump() -> None:
+        assert proc.stdout
+        for line in proc.stdout:
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=pump, daemon=True).start()
+    return lines
+
+
+def _gdb_command(lines: "queue.Queue[str | None]", timeout: float) -> tuple[list[str], str]:
+    """The gdb command `harness boot --gdb` prints, and everything printed up to it."""
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        assert left > 0, "no gdb command printed in time:\n" + "".join(seen)
+        try:
+            line = lines.get(timeout=left)
+        except queue.Empty:
+            continue
+        assert line is not None, "harness boot ended:\n" + "".join(seen)
+        seen.append(line)
+        if line.startswith(("gdb ", "gdb-multiarch ")):
+            return shlex.split(line), "".join(seen)
+
+
+def _listeners(port: int) -> list[str]:
+    """Local addresses (hex, as /proc/net/tcp* has them) listening on PORT."""
+    out = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            local, state = row.split()[1], row.split()[3]
+            addr, _, hexport = local.rpartition(":")
+            if int(hexport, 16) == port and state == "0A":  # TCP_LISTEN
+                out.append(addr)
+    return out
+
+
+def test_boot_gdb_wait_then_gdb_reads_init_task_comm(series_image, results_root):
+    cmd = [sys.executable, "-m", "harness", "boot", "--gdb", "--gdb-wait", "--accel", "tcg",
+           "--results-dir", str(results_root)]
+    # stdin stays open (QEMU's console reads it); its own process group, so one
+    # killpg ends QEMU (exec'd: the same pid) and anything it started.
+    boot = subprocess.Popen(cmd, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, errors="replace",
+                            start_new_session=True)
+    marker = None
+    try:
+        gdb, printed = _gdb_command(_reader(boot), timeout=600)
+        print(printed)
+        remote = next(a for a in gdb if a.startswith("target remote "))
+        host, port = remote.removeprefix("target remote ").rsplit(":", 1)
+        assert host == "127.0.0.1"
+        marker = f"tcp:127.0.0.1:{port}"
+        assert qemu_processes(marker), "QEMU is not running with the stub"
+        # The stub listens on 127.0.0.1 and nothing else (not 0.0.0.0, not IPv6).
+        deadline = time.monotonic() + 60
+        while not _listeners(int(port)) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert _listeners(int(port)) == ["0100007F"]
+        assert str(series_image.image.parent / "vmlinux") in gdb
+        helpers = any(a.startswith("source ") and a.endswith("vmlinux-gdb.py") for a in gdb)
+        # -S: the CPUs wait at reset, before paging; a hardware breakpoint (a
+        # software one cannot be written to an unmapped kernel address) stops
+        # the boot where init_task is readable.
+        extra = ["-batch", "-ex", "hbreak start_kernel", "-ex", "continue",
+                 "-ex", "p init_task.comm", *(["-ex", "lx-version"] if helpers else [])]
+        proc = subprocess.run([*gdb, *extra], capture_output=True, text=True, timeout=300,
+                              stdin=subprocess.DEVNULL)
+        out = proc.stdout + proc.stderr
+        print(out)
+        assert any(line.startswith("$1 = ") and '"swapper' in line
+                   for line in proc.stdout.splitlines()), out
+        if helpers:
+            assert "Linux version 6.12" in proc.stdout, out
+    finally:
+        try:
+            os.killpg(boot.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        boot.wait(30)
+    if marker:
+        deadline = time.monotonic() + 30
+        while qemu_processes(marker) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not qemu_processes(marker), "QEMU outlived its process group"
