@@ -196,12 +196,11 @@ def run_checkpatch(tree: Path, patch: Path, log_path: Path) -> Checkpatch:
     return res
 
 
-def objects_of(files: list[str], arch: str) -> tuple[str, ...]:
+def objects_of(files: list[str], srcarch: str) -> tuple[str, ...]:
     """The objects `--depth objects` compiles: touched .c files, except those
     of another architecture's arch/ directory."""
-    own = {"x86_64": "x86", "i386": "x86"}.get(arch, arch)
     return tuple(f[:-2] + ".o" for f in files if f.endswith(".c")
-                 and (not f.startswith("arch/") or f.startswith(f"arch/{own}/")))
+                 and (not f.startswith("arch/") or f.startswith(f"arch/{srcarch}/")))
 
 
 def _touch(tree: Path, files: list[str]) -> None:
@@ -239,7 +238,7 @@ def check_patch(req: run.Request, repo: Path, patch: Path, row: Row, depth: str,
         row.fail(EXIT_INFRA, f"checkpatch: {e}")
     row.times["checkpatch"] = time.monotonic() - t0
     if depth == "objects":
-        req = run.Request(**{**req.__dict__, "goals": objects_of(files, req.profile.arch),
+        req = run.Request(**{**req.__dict__, "goals": objects_of(files, req.target.arch.srcarch),
                              "make_extra": ("W=1",)})
         if not req.goals:
             printer.info(f"[{row.number}] no .c file of this target touched: "

@@ -65,3 +65,12 @@ def test_table_row_per_patch_column_per_cell():
     assert "memcg-off / 0001-a.patch:" in text
     assert text.endswith("0 of 2 cells pass; failing: x86_64, memcg-off")
     assert pm.show(None) == "-" and pm.show(ok) == "ok"
+
+
+def test_objects_depth_compiles_touched_c_files_of_this_arch():
+    from harness.patchcheck import objects_of
+
+    files = ["include/linux/fs.h", "fs/file.c", "arch/x86/kernel/a.c", "arch/arm64/mm/b.c",
+             "Documentation/x.rst"]
+    assert objects_of(files, "x86") == ("fs/file.o", "arch/x86/kernel/a.o")
+    assert objects_of(files, "arm64") == ("fs/file.o", "arch/arm64/mm/b.o")
