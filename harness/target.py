@@ -46,7 +46,8 @@ class Arch:
 
 
 X86_64 = Arch(
-    name="x86_64", kernel_arch="x86_64", srcarch="x86", image="arch/x86/boot/bzImage", image_target="bzImage",
+    name="x86_64", kernel_arch="x86_64", srcarch="x86",
+    image="arch/x86/boot/bzImage", image_target="bzImage",
     cross_compile="", deb_arch="amd64", user_cc=("gcc",),
     qemu=QemuArch(binary="qemu-system-x86_64", machine="pc", console="ttyS0",
                   package="qemu-system-x86", kvm=True))
@@ -54,7 +55,8 @@ X86_64 = Arch(
 # programs need a 32-bit libc: Debian's i686 cross gcc has one (gcc-multilib
 # would too, but Debian does not let it be installed beside any cross gcc).
 I386 = Arch(
-    name="i386", kernel_arch="i386", srcarch="x86", image="arch/x86/boot/bzImage", image_target="bzImage",
+    name="i386", kernel_arch="i386", srcarch="x86",
+    image="arch/x86/boot/bzImage", image_target="bzImage",
     cross_compile="", deb_arch="i386", user_cc=("i686-linux-gnu-gcc",),
     qemu=QemuArch(binary="qemu-system-i386", machine="pc", console="ttyS0",
                   package="qemu-system-x86"),
@@ -63,7 +65,8 @@ I386 = Arch(
 # pointer-authentication algorithm, which TCG runs several times faster than
 # the architected QARMA5.
 ARM64 = Arch(
-    name="arm64", kernel_arch="arm64", srcarch="arm64", image="arch/arm64/boot/Image", image_target="Image",
+    name="arm64", kernel_arch="arm64", srcarch="arm64",
+    image="arch/arm64/boot/Image", image_target="Image",
     cross_compile="aarch64-linux-gnu-", deb_arch="arm64", user_cc=("aarch64-linux-gnu-gcc",),
     qemu=QemuArch(binary="qemu-system-aarch64", machine="virt", console="ttyAMA0",
                   package="qemu-system-arm", cpu="max,pauth-impdef=on"),
