@@ -208,8 +208,8 @@ def _find(guest: TestResult, program: str, name: str) -> TestResult | None:
 
 
 def write(rec: RunRecord, outcome: BootOutcome, tests: list[str], kernel: str,
-          expectations_path: Path) -> int:
-    verdict = judge(outcome, tests, kernel, expectations.load(expectations_path))
+          expectations_path: Path, arch: str = "x86_64") -> int:
+    verdict = judge(outcome, tests, kernel, expectations.load(expectations_path, arch))
     return emit(rec, verdict, kernel)
 
 

@@ -269,7 +269,7 @@ def qemu_commands(req: Request, img: KernelImage, rootfs: Path, tests: list[str]
 def test_kernel(req: Request, img: KernelImage, rec: RunRecord) -> int:
     rootfs = prepare_rootfs(req, img, rec)
     tests = selected_tests(req, rootfs)
-    table = expectations.load(project_path(req.profile.expectations))
+    table = expectations.load(project_path(req.profile.expectations), req.profile.arch)
     outcome = _boot_tests(req, img, rec, rootfs, tests, "boot", "console.log")
     with req.timings.measure("report"):
         verdict = report.judge(outcome, tests, req.kernel, table)

@@ -179,6 +179,7 @@ def boot_and_judge(req: run.Request, img: run.KernelImage, rec: RunRecord, jd: J
             rec.stage("boot", "interrupted", secs)
     rec.stage("boot", outcome.end, secs, accel=outcome.accel, guest_start=outcome.guest_start)
     verdict = judge(outcome.lines, outcome.end, jd,
-                    expectations.load(project_path(req.profile.expectations)))
+                    expectations.load(project_path(req.profile.expectations),
+                                      req.profile.arch))
     rec.stage("verdict", verdict.word, reasons=verdict.reasons, output=verdict.output)
     return verdict

@@ -42,3 +42,30 @@ def test_shipped_expectations_parse():
     path = project_dir() / "guest-tests" / "expectations.yaml"
     if path.exists():
         ex.parse(path.read_text(), str(path))
+
+
+ARCH_TABLE = """
+prog:
+  t:
+    vanilla: pass
+    series: pass
+    arch:
+      i386: {vanilla: fail, series: fail, why: "4 MiB huge pages: 2000 mappings do not fit 3 GiB"}
+"""
+
+
+def test_an_arch_override_applies_on_that_arch_only():
+    assert ex.parse(ARCH_TABLE, "e.yaml")["prog"]["t"] == ex.Expectation("pass", "pass")
+    assert ex.parse(ARCH_TABLE, "e.yaml", "arm64")["prog"]["t"] == ex.Expectation("pass", "pass")
+    assert ex.parse(ARCH_TABLE, "e.yaml", "i386")["prog"]["t"] == ex.Expectation("fail", "fail")
+
+
+@pytest.mark.parametrize("body,msg", [
+    ("arch: {mips: {series: fail, why: x}}", r"e.yaml: prog.t.arch.mips: unknown architecture"),
+    ("arch: {i386: {series: fail}}", r"prog.t.arch.i386: expected .*why: <reason>"),
+    ("arch: {i386: {series: broken, why: x}}", r"prog.t.arch.i386.series: 'broken' is not"),
+    ("arch: [i386]", r"prog.t.arch: expected a mapping"),
+])
+def test_bad_arch_overrides_name_the_key(body, msg):
+    with pytest.raises(ConfigError, match=msg):
+        ex.parse(f"prog:\n  t: {{vanilla: pass, {body}}}\n", "e.yaml")
