@@ -18,6 +18,8 @@ from harness.errors import ConfigError, KconfigError
 from harness.target import DEFAULT, Target
 
 _LINE = re.compile(r"^(CONFIG_\w+)=(.*)$|^# (CONFIG_\w+) is not set$")
+_ASSIGN = re.compile(r"^\s*([\w.$()-]+)\s*(?:\+=|:=|=)\s*(.*)$")
+_CONFIG_REF = re.compile(r"\$\((CONFIG_\w+)\)")
 
 
 def parse_config(text: str) -> dict[str, str]:
@@ -131,4 +133,35 @@ def configure(tree: Path, build_dir: Path, fragments: list[Path], log,
     if not dot.exists() or dot.read_bytes() != new:
         shutil.copyfile(scratch / ".config", dot)
     stamp.write_text(key)
+    return True
+
+
+def _gate(makefile: Path, token: str) -> str | None:
+    """The option MAKEFILE lists TOKEN under (`obj-$(CONFIG_X) += token`): "CONFIG_X",
+    "" when listed unconditionally, None when not listed there."""
+    try:
+        text = makefile.read_text(errors="replace").replace("\\\n", " ")
+    except OSError:
+        return None
+    for line in text.splitlines():
+        m = _ASSIGN.match(line)
+        if m and token in m.group(2).split():
+            c = _CONFIG_REF.search(m.group(1))
+            return c.group(1) if c else ""
+    return None
+
+
+def builds_object(tree: Path, config: dict[str, str], obj: str) -> bool:
+    """Whether CONFIG builds OBJ (`mm/memcontrol.o`): neither its directory's Makefile
+    nor a parent's (Kbuild at the top) lists it, or its directory, under an option
+    that is off. Compiling an object the config leaves out fails for no fault of a
+    patch (mm/memcontrol.c without CONFIG_MEMCG). Not listed at all: assumed built."""
+    parts = obj.split("/")
+    for i in range(len(parts) - 1, -1, -1):
+        d = tree.joinpath(*parts[:i])
+        token = parts[i] if i == len(parts) - 1 else parts[i] + "/"
+        mk = d / "Kbuild" if (d / "Kbuild").is_file() else d / "Makefile"
+        gate = _gate(mk, token)
+        if gate and config.get(gate, "n") == "n":
+            return False
     return True

@@ -16,7 +16,7 @@ from harness.boot import BootOutcome, boot
 from harness.build import build
 from harness.errors import ConfigError, HarnessError
 from harness.gitutil import rev_parse
-from harness.kconfig import configure, fragments_digest
+from harness.kconfig import builds_object, configure, fragments_digest, parse_config
 from harness.lock import locked
 from harness.profile import Profile, cache_dir, project_path
 from harness.qemu import choose_accel, kernel_cmdline, qemu_available, qemu_command
@@ -164,17 +164,29 @@ def build_kernel(req: Request, rec: RunRecord) -> KernelImage:
         shutil.copyfile(bdir / ".config", rec.path("kernel.config"))
         rec.stage("config", "pass", t.seconds.get("config", 0.0),
                   fragments=[str(f) for f in frags])
+        goals = req.goals
+        if goals:
+            config = parse_config((bdir / ".config").read_text())
+            goals = tuple(g for g in goals if builds_object(src.repo, config, g))
+            left_out = sorted(set(req.goals) - set(goals))
+            if left_out:
+                printer.info(f"not built in this config (skipped): {' '.join(left_out)}")
+                rec.meta(objects_not_in_config=left_out)
+            if not goals:
+                rec.stage("build", "pass", 0.0, nothing_to_compile=True)
+                return KernelImage(bdir, {"kernel": req.kernel, "head": head,
+                                          "target": target.name}, [])
         printer.stage(f"Building {req.kernel} kernel ({target.name}) in {bdir} ...")
         try:
             res = build(src.repo, bdir, req.jobs, log_path, req.profile.timeouts.build, target,
-                        req.goals, req.make_extra)
+                        goals, req.make_extra)
         except HarnessError as e:
             rec.stage("build", "fail", error=str(e))
             raise
         t.seconds["build"] = res.seconds
         rec.stage("build", "pass", res.seconds, release=res.release, warnings=len(res.warnings))
         if req.goals:
-            printer.info(f"compiled {' '.join(req.goals)} in {res.seconds:.1f}s")
+            printer.info(f"compiled {' '.join(goals)} in {res.seconds:.1f}s")
             return KernelImage(res.image, {"kernel": req.kernel, "head": head,
                                            "target": target.name}, res.warnings)
         printer.info(f"built {res.release} in {res.seconds:.1f}s")

@@ -17,3 +17,21 @@ def test_check_names_lost_options_and_tolerates_absent_symbols():
 def test_value_mismatch_is_lost():
     lost, _ = check_fragments({"CONFIG_HZ": "1000"}, {"CONFIG_HZ": "250"}, {"HZ"})
     assert lost == ["CONFIG_HZ=1000 (got 250)"]
+
+
+def test_builds_object_follows_the_makefiles_gates(tmp_path):
+    from harness.kconfig import builds_object
+
+    (tmp_path / "Kbuild").write_text("obj-y += mm/\nobj-$(CONFIG_IO_URING) += io_uring/\n")
+    (tmp_path / "mm").mkdir()
+    (tmp_path / "mm/Makefile").write_text(
+        "KCOV_INSTRUMENT_memcontrol.o := n\nobj-y := slub.o \\\n\tutil.o\n"
+        "obj-$(CONFIG_MEMCG) += memcontrol.o vmpressure.o\n")
+    (tmp_path / "io_uring").mkdir()
+    (tmp_path / "io_uring/Makefile").write_text("obj-y += filetable.o\n")
+    on = {"CONFIG_MEMCG": "y", "CONFIG_IO_URING": "y"}
+    for obj in ("mm/memcontrol.o", "mm/util.o", "io_uring/filetable.o", "fs/unlisted.o"):
+        assert builds_object(tmp_path, on, obj), obj
+    assert not builds_object(tmp_path, {}, "mm/memcontrol.o")
+    assert not builds_object(tmp_path, {"CONFIG_MEMCG": "y"}, "io_uring/filetable.o")
+    assert builds_object(tmp_path, {}, "mm/slub.o")
