@@ -21,7 +21,7 @@ import re
 import subprocess
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from harness import printer, run, step
@@ -238,8 +238,8 @@ def check_patch(req: run.Request, repo: Path, patch: Path, row: Row, depth: str,
         row.fail(EXIT_INFRA, f"checkpatch: {e}")
     row.times["checkpatch"] = time.monotonic() - t0
     if depth == "objects":
-        req = run.Request(**{**req.__dict__, "goals": objects_of(files, req.target.arch.srcarch),
-                             "make_extra": ("W=1",)})
+        req = replace(req, goals=objects_of(files, req.target.arch.srcarch),
+                      make_extra=("W=1",))
         if not req.goals:
             printer.info(f"[{row.number}] no .c file of this target touched: "
                          "objects depth compiles nothing")
@@ -248,13 +248,10 @@ def check_patch(req: run.Request, repo: Path, patch: Path, row: Row, depth: str,
     base = step.StepTimes()
     _touch(repo, files)
     before, baseline_ok = [], False
-    # Objects depth: a file the patch creates has no baseline to compile.
-    breq = req if depth != "objects" else run.Request(**{**req.__dict__, "goals": tuple(
-        o for o in req.goals if (repo / o).with_suffix(".c").is_file())})
-    if depth != "objects" or breq.goals:
+    if depth != "objects" or req.goals:
         printer.stage(f"[{row.number}] baseline build (touched: {', '.join(files)})")
         try:
-            before = step.build(breq, rec, base).warnings
+            before = step.build(req, rec, base).warnings
             baseline_ok = True
         except HarnessError as e:
             printer.warn(f"baseline build before {patch.name} failed: "
