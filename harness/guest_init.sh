@@ -52,29 +52,6 @@ if [ "$shell" = 1 ]; then
 	reboot -f
 fi
 
-# Each program under its own time limit, killed (exit 137) when it runs
-# over. Debian's i386 busybox (1.35) has a `timeout` that kills at once, so
-# where `timeout` cannot even run `true` a shell watchdog does its job; its
-# output goes nowhere, or the leftover sleep would hold the pipe open.
-limited() {
-	secs=$1
-	shift
-	if [ "$timeout_works" = 1 ]; then
-		timeout -s KILL "$secs" "$@"
-		return
-	fi
-	"$@" &
-	pid=$!
-	(sleep "$secs"; kill -KILL "$pid") >/dev/null 2>&1 &
-	dog=$!
-	wait "$pid"
-	rc=$?
-	kill "$dog" 2>/dev/null
-	return $rc
-}
-timeout_works=0
-timeout 10 true 2>/dev/null && timeout_works=1
-
 set -o pipefail
 n=0
 for t in $tests; do n=$((n + 1)); done
@@ -95,7 +72,7 @@ for t in $tests; do
 	# Not sed: it reads a line ahead (to know which is last), so a crash
 	# would swallow the last line a test printed.
 	start=$(date +%s)
-	(cd "$dir" && limited "$per_test" "/tests/$t" 2>&1) |
+	(cd "$dir" && timeout -s KILL "$per_test" "/tests/$t" 2>&1) |
 		while IFS= read -r line; do echo "  $line"; done
 	rc=$?
 	echo "  # harness: $t ran for $(($(date +%s) - start))s"
