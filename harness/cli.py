@@ -134,6 +134,10 @@ def _start(req: run.Request, what: str) -> RunRecord:
     rec.meta(command=sys.argv, profile=req.profile_name,
              project=str(project_path(".")), kernel=req.kernel,
              reproduce=req.reproduce)
+    try:  # before any build: a run that fails early still names its target
+        rec.meta(target=req.target.name)
+    except ConfigError:
+        pass  # an unknown arch/cc: the run fails on it with that message
     return rec
 
 

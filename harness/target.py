@@ -39,6 +39,7 @@ class Arch:
     image: str  # boot image, relative to the build directory
     image_target: str  # the make target that builds it
     cross_compile: str  # CROSS_COMPILE= for gcc; "" = the host's gcc
+    gcc_package: str  # the Debian package of that gcc
     deb_arch: str  # Debian architecture of the guest userland
     user_cc: tuple[str, ...]  # compiles the static guest programs
     qemu: QemuArch
@@ -48,7 +49,7 @@ class Arch:
 X86_64 = Arch(
     name="x86_64", kernel_arch="x86_64", srcarch="x86",
     image="arch/x86/boot/bzImage", image_target="bzImage",
-    cross_compile="", deb_arch="amd64", user_cc=("gcc",),
+    cross_compile="", gcc_package="build-essential", deb_arch="amd64", user_cc=("gcc",),
     qemu=QemuArch(binary="qemu-system-x86_64", machine="pc", console="ttyS0",
                   package="qemu-system-x86", kvm=True))
 # The host's gcc builds the kernel (kbuild passes -m32). The static guest
@@ -57,7 +58,8 @@ X86_64 = Arch(
 I386 = Arch(
     name="i386", kernel_arch="i386", srcarch="x86",
     image="arch/x86/boot/bzImage", image_target="bzImage",
-    cross_compile="", deb_arch="i386", user_cc=("i686-linux-gnu-gcc",),
+    cross_compile="", gcc_package="build-essential", deb_arch="i386",
+    user_cc=("i686-linux-gnu-gcc",),
     qemu=QemuArch(binary="qemu-system-i386", machine="pc", console="ttyS0",
                   package="qemu-system-x86"),
     fragment="kconfigs/arch/i386.config")
@@ -67,7 +69,8 @@ I386 = Arch(
 ARM64 = Arch(
     name="arm64", kernel_arch="arm64", srcarch="arm64",
     image="arch/arm64/boot/Image", image_target="Image",
-    cross_compile="aarch64-linux-gnu-", deb_arch="arm64", user_cc=("aarch64-linux-gnu-gcc",),
+    cross_compile="aarch64-linux-gnu-", gcc_package="gcc-aarch64-linux-gnu", deb_arch="arm64",
+    user_cc=("aarch64-linux-gnu-gcc",),
     qemu=QemuArch(binary="qemu-system-aarch64", machine="virt", console="ttyAMA0",
                   package="qemu-system-arm", cpu="max,pauth-impdef=on"),
     fragment="kconfigs/arch/arm64.config")
@@ -96,13 +99,10 @@ class Target:
         out = [f"ARCH={self.arch.kernel_arch}"]
         if self.cc == "clang":
             out.append("LLVM=1")
-            cc = "clang"
-        else:
-            if self.arch.cross_compile:
-                out.append(f"CROSS_COMPILE={self.arch.cross_compile}")
-            cc = f"{self.arch.cross_compile}gcc"
+        elif self.arch.cross_compile:
+            out.append(f"CROSS_COMPILE={self.arch.cross_compile}")
         if ccache:
-            out.append(f"CC=ccache {cc}")
+            out.append(f"CC=ccache {self.compiler()}")
         return out
 
     def compiler(self) -> str:
@@ -118,8 +118,7 @@ class Target:
 
     def check_tools(self) -> None:
         """A clear error naming the package, before any make runs."""
-        need = {self.compiler(): "clang" if self.cc == "clang" else
-                "gcc-aarch64-linux-gnu" if self.arch.cross_compile else "build-essential"}
+        need = {self.compiler(): "clang" if self.cc == "clang" else self.arch.gcc_package}
         if self.cc == "clang":
             need.update({"ld.lld": "lld", "llvm-ar": "llvm"})
         for tool, pkg in need.items():
