@@ -88,7 +88,7 @@ def parse(text: str, filename: str, arch: str = "x86_64") -> Table:
     return table
 
 
-def load(path: Path, arch: str = "x86_64") -> Table:
+def load(path: Path, arch: str) -> Table:
     """The declarations in PATH as they apply on ARCH."""
     if not path.is_file():
         return {}

@@ -9,7 +9,6 @@ alone gets one more run in a fresh boot; the report says so either way.
 
 import subprocess
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from harness import decode, expectations, ktap, printer, reproduce, splat
 from harness.boot import GUEST_START, BootOutcome, strip_timestamp
@@ -208,8 +207,8 @@ def _find(guest: TestResult, program: str, name: str) -> TestResult | None:
 
 
 def write(rec: RunRecord, outcome: BootOutcome, tests: list[str], kernel: str,
-          expectations_path: Path, arch: str = "x86_64") -> int:
-    verdict = judge(outcome, tests, kernel, expectations.load(expectations_path, arch))
+          declared: expectations.Table) -> int:
+    verdict = judge(outcome, tests, kernel, declared)
     return emit(rec, verdict, kernel)
 
 

@@ -51,6 +51,10 @@ class Request:
     def target(self) -> Target:
         return parse_target(self.profile.arch, self.profile.cc, f"profile {self.profile_name}")
 
+    def declarations(self) -> expectations.Table:
+        """The profile's expectations file, as it applies on this target's arch."""
+        return expectations.load(project_path(self.profile.expectations), self.profile.arch)
+
     @property
     def kernel(self) -> str:
         if self.at_head:
@@ -285,7 +289,7 @@ def qemu_commands(req: Request, img: KernelImage, rootfs: Path, tests: list[str]
 def test_kernel(req: Request, img: KernelImage, rec: RunRecord) -> int:
     rootfs = prepare_rootfs(req, img, rec)
     tests = selected_tests(req, rootfs)
-    table = expectations.load(project_path(req.profile.expectations), req.profile.arch)
+    table = req.declarations()
     outcome = _boot_tests(req, img, rec, rootfs, tests, "boot", "console.log")
     with req.timings.measure("report"):
         verdict = report.judge(outcome, tests, req.kernel, table)

@@ -596,8 +596,7 @@ def test_kernel(req: run.Request, img: run.KernelImage, rec: RunRecord) -> int:
               first_ktap=outcome.first_ktap, guest_start=outcome.guest_start,
               qemu_exit=outcome.exit_status)
     with req.timings.measure("report"):
-        return report.write(rec, outcome, tests, req.kernel, run.project_path(prof.expectations),
-                            prof.arch)
+        return report.write(rec, outcome, tests, req.kernel, req.declarations())
 
 
 # --- harness boot --ssh / harness ssh -------------------------------------------

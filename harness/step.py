@@ -15,7 +15,7 @@ from harness import expectations, ktap, printer, run, splat
 from harness.boot import BootOutcome, boot
 from harness.errors import EXIT_INFRA, EXIT_OK, EXIT_TEST_FAILURE, ConfigError
 from harness.ktap import FAILING, Status, TestResult
-from harness.profile import cache_dir, project_path
+from harness.profile import cache_dir
 from harness.report import split_console
 from harness.results import RunRecord
 
@@ -178,8 +178,6 @@ def boot_and_judge(req: run.Request, img: run.KernelImage, rec: RunRecord, jd: J
         if outcome is None:
             rec.stage("boot", "interrupted", secs)
     rec.stage("boot", outcome.end, secs, accel=outcome.accel, guest_start=outcome.guest_start)
-    verdict = judge(outcome.lines, outcome.end, jd,
-                    expectations.load(project_path(req.profile.expectations),
-                                      req.profile.arch))
+    verdict = judge(outcome.lines, outcome.end, jd, req.declarations())
     rec.stage("verdict", verdict.word, reasons=verdict.reasons, output=verdict.output)
     return verdict
