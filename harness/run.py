@@ -76,13 +76,18 @@ def fragments(req: Request) -> list[Path]:
     return frags + ([project_path(arch.fragment)] if arch.fragment else [])
 
 
+def base_config(req: Request) -> Path | None:
+    """The profile's full base config, or None for tinyconfig."""
+    return project_path(req.profile.base_config) if req.profile.base_config else None
+
+
 def build_dir(req: Request) -> Path:
     """One per source, fragments and target: every target keeps its objects."""
     frags = fragments(req)
     for f in frags:
         if not f.is_file():
             raise ConfigError(f"config fragment not found: {f}")
-    digest = fragments_digest(frags, req.target)
+    digest = fragments_digest(frags, req.target, base_config(req))
     return cache_dir() / "build" / f"{source_key(req.profile.source)}-{digest}"
 
 
@@ -135,7 +140,8 @@ def build_kernel(req: Request, rec: RunRecord) -> KernelImage:
              else "", patches=[p.name for p in series.patches])
     rec.stage("source", "pass", t.seconds.get("source", 0.0))
     state = {"base": src.base, "series": series.digest() if series.patches else "",
-             "fragments": fragments_digest(frags, target), "compiler": target.compiler_version()}
+             "fragments": fragments_digest(frags, target, base_config(req)),
+             "compiler": target.compiler_version()}
     lock = (nullcontext() if req.tree_locked
             else locked(tree_lock_path(req), "the kernel tree and build directory"))
     with lock:
@@ -157,10 +163,12 @@ def build_kernel(req: Request, rec: RunRecord) -> KernelImage:
         rec.stage("series", "pass", t.seconds.get("series", 0.0))
         bdir.mkdir(parents=True, exist_ok=True)
         log_path = rec.path("build.log")
-        with t.measure("config", "Configuring (tinyconfig + fragments) ..."):
+        base = base_config(req)
+        with t.measure("config", f"Configuring ({base.name if base else 'tinyconfig'} + "
+                       "fragments) ..."):
             with open(log_path, "a") as log:
                 try:
-                    if not configure(src.repo, bdir, frags, log, target):
+                    if not configure(src.repo, bdir, frags, log, target, base):
                         printer.info("fragments and Kconfig files unchanged: config reused")
                 except HarnessError as e:
                     rec.stage("config", "fail", t.seconds.get("config", 0.0), error=str(e))
