@@ -144,11 +144,13 @@ def _patchset(prof: Profile, out: Path) -> list[dict[str, str]]:
     (out / "patches").mkdir(exist_ok=True)
     entries = []
     for p in series.patches:
-        data = p.read_bytes()
-        dest = out / "patches" / p.name
+        # By file name (an mbox's are split into 0001-subject.patch): KCIDB
+        # links patches/<name>.
+        data = p.path.read_bytes()
+        dest = out / "patches" / p.path.name
         if not dest.exists():
             dest.write_bytes(data)
-        entries.append({"name": p.name, "sha256": hashlib.sha256(data).hexdigest()})
+        entries.append({"name": p.path.name, "sha256": hashlib.sha256(data).hexdigest()})
     return entries
 
 
