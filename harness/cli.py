@@ -272,7 +272,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
                          vanilla_only=args.no_series, root_offline=args.root_offline,
                          scale=args.scale, smp=args.smp or 2, seconds=args.seconds)
     req = request_from_args(args)
-    bench.configure(req.profile, opts)
+    req = replace(req, profile=bench.configure(req.profile, opts))
     return _run(req, "bench", lambda rec: bench.run_bench(req, opts, rec))
 
 

@@ -34,7 +34,7 @@ from harness.source import prepare_source
 from harness.target import Target, parse_target
 
 
-@dataclass
+@dataclass(frozen=True)
 class Request:
     profile: Profile
     profile_name: str = "default"  # as given on the command line, for the record

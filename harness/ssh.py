@@ -33,7 +33,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import paramiko
@@ -555,8 +555,10 @@ def test_kernel(req: run.Request, img: run.KernelImage, rec: RunRecord) -> int:
             keys = make_keys(work)
             initrd = build_initrd(Path(img.info["tree"]), rootfs / "initramfs.cpio", keys, work)
         port = free_port()
-        prof.qemu.cmdline = [*prof.qemu.cmdline, "harness.ssh=1",
-                             f"harness.ssh_heartbeat={heartbeat_seconds(prof.timeouts.silence)}"]
+        prof = replace(prof, qemu=replace(prof.qemu, cmdline=[
+            *prof.qemu.cmdline, "harness.ssh=1",
+            f"harness.ssh_heartbeat={heartbeat_seconds(prof.timeouts.silence)}"]))
+        req = replace(req, profile=prof)
         cmds, accels, why = run.qemu_commands(req, img, rootfs, tests,
                                               name=f"harness:{rec.dir.name}")
         cmds = {a: patch_command(c, initrd, port, work / "monitor.sock")
@@ -637,7 +639,9 @@ def boot_interactive(req: run.Request) -> int:
     initrd = build_initrd(Path(img.info["tree"]), rootfs / "initramfs.cpio", keys, work)
     port = free_port()
     name = f"harness:{rec.dir.name}"
-    req.profile.qemu.cmdline = [*req.profile.qemu.cmdline, "harness.ssh=1"]
+    prof = req.profile
+    req = replace(req, profile=replace(prof, qemu=replace(
+        prof.qemu, cmdline=[*prof.qemu.cmdline, "harness.ssh=1"])))
     cmds, accels, why = run.qemu_commands(req, img, rootfs, [], name=name)
     # No KVM probe in an interactive session (as cmd_boot): first choice.
     accel = accels[0]

@@ -95,7 +95,7 @@ def test_exit_code_of_the_bisect():
     aborted = Outcome(1, "")
     assert exit_code(aborted, [_step(1, "5" * 40, EXIT_USAGE)]) == EXIT_USAGE
     assert exit_code(aborted, [_step(1, "5" * 40, EXIT_INTERRUPTED)]) == EXIT_INTERRUPTED
-    assert exit_code(aborted, [_step(1, "5" * 40, bisect.EXIT_INTERNAL)]) == EXIT_INFRA
+    assert exit_code(aborted, [_step(1, "5" * 40, bisect.EXIT_INTERNAL)]) == bisect.EXIT_INTERNAL
 
 
 def test_render_names_the_patch_the_output_the_log_and_the_cost():
