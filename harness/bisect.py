@@ -23,6 +23,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import traceback
 from dataclasses import asdict, dataclass, field, replace
@@ -190,8 +191,9 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 def drive(repo: Path, good: str, bad: str, cmd: list[str], env: dict[str, str],
-          log_path: Path) -> Outcome:
-    """git bisect start BAD GOOD; git bisect run CMD; always git bisect reset."""
+          log_path: Path, timeout: float | None = None) -> Outcome:
+    """git bisect start BAD GOOD; git bisect run CMD (ended after TIMEOUT seconds);
+    always git bisect reset."""
     if (repo / ".git" / "BISECT_START").exists():
         printer.warn(f"a bisect left behind in {repo} (a killed run?): resetting it")
         git(repo, "bisect", "reset", check=False)
@@ -212,6 +214,12 @@ def drive(repo: Path, good: str, bad: str, cmd: list[str], env: dict[str, str],
                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                         text=True, errors="replace", env=env,
                                         start_new_session=True)
+                # Each step has its own build and boot timeouts; this bounds the
+                # whole run too (a step that hangs outside them is ended).
+                watchdog = threading.Timer(timeout, _stop, [proc]) if timeout else None
+                if watchdog:
+                    watchdog.daemon = True
+                    watchdog.start()
                 try:
                     assert proc.stdout
                     for line in proc.stdout:
@@ -223,6 +231,9 @@ def drive(repo: Path, good: str, bad: str, cmd: list[str], env: dict[str, str],
                 except BaseException:
                     _stop(proc)
                     raise
+                finally:
+                    if watchdog:
+                        watchdog.cancel()
         text = git(repo, "bisect", "log", check=False).stdout
     finally:
         git(repo, "bisect", "reset", check=False)
@@ -314,7 +325,11 @@ def run_bisect(req: run.Request, breq: BisectRequest, rec: RunRecord) -> int:
         cmd = [sys.executable, "-m", "harness", "_bisect-step", str(state)]
         printer.stage(f"Bisecting {good[:12]} ({breq.good}, good) .. {bad[:12]} ({breq.bad}, "
                       f"bad) in {repo}: {describe(jd)}")
-        outcome = drive(repo, good, bad, cmd, env, rec.path("bisect-run.log"))
+        # Every commit between good and bad may be tested (skips), each within
+        # its build and boot timeouts.
+        count = len(git(repo, "rev-list", f"{good}..{bad}").stdout.split())
+        budget = (count + 1) * (req.profile.timeouts.build + req.profile.timeouts.run + 300)
+        outcome = drive(repo, good, bad, cmd, env, rec.path("bisect-run.log"), budget)
     rec.path("bisect.log").write_text(outcome.log)
     steps = read_steps(steps_dir)
     code = exit_code(outcome, steps)

@@ -12,9 +12,10 @@ import shlex
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from harness import printer
-from harness.errors import BuildError, ConfigError
+from harness.errors import BuildError, ConfigError, InfraError
 from harness.lock import locked
 from harness.target import X86_64, Arch
 
@@ -102,12 +103,19 @@ def gen_init_cpio_tool(tree: Path, cache: Path) -> Path:
     if not tool.exists():
         tool.parent.mkdir(parents=True, exist_ok=True)
         tmp = tool.with_suffix(".tmp")
-        proc = subprocess.run(["gcc", "-O2", "-o", str(tmp), str(src)],
-                              capture_output=True, text=True)
+        proc = _run_or_fail(["gcc", "-O2", "-o", str(tmp), str(src)], 300, text=True)
         if proc.returncode != 0:
             raise BuildError(f"compiling {src} failed:\n{proc.stderr}")
         tmp.rename(tool)
     return tool
+
+
+def _run_or_fail(cmd: list[str], timeout: int, **kw: Any) -> subprocess.CompletedProcess:
+    kw.setdefault("capture_output", "stdout" not in kw)
+    try:
+        return subprocess.run(cmd, timeout=timeout, **kw)
+    except subprocess.TimeoutExpired:
+        raise InfraError(f"{cmd[0]} timed out after {timeout}s") from None
 
 
 def compile_guest_tests(tree: Path, guest_tests: Path, out: Path, log_path: Path,
@@ -122,8 +130,8 @@ def compile_guest_tests(tree: Path, guest_tests: Path, out: Path, log_path: Path
     with open(log_path, "a") as log:
         log.write(f"$ {' '.join(cmd)}\n")
         log.flush()
-        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              timeout=900)
+        proc = _run_or_fail(cmd, 900, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
         log.write(proc.stdout)
     if proc.returncode != 0:
         errs = [ln for ln in proc.stdout.splitlines() if "error" in ln][:15]
@@ -187,8 +195,8 @@ def build_rootfs(tree: Path, guest_tests: Path, cache: Path, log_path: Path,
         tmp.rename(out)
         tool = gen_init_cpio_tool(tree, cache)
         with open(out / "initramfs.cpio.tmp", "wb") as f:
-            proc = subprocess.run([str(tool), "-t", "0", str(out / "initramfs.list")], stdout=f,
-                                  stderr=subprocess.PIPE, text=False)
+            proc = _run_or_fail([str(tool), "-t", "0", str(out / "initramfs.list")], 300,
+                                stdout=f, stderr=subprocess.PIPE)
         if proc.returncode != 0:
             raise BuildError(f"gen_init_cpio failed: {proc.stderr.decode(errors='replace')}")
         (out / "initramfs.cpio.tmp").rename(out / "initramfs.cpio")

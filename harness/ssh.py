@@ -151,7 +151,7 @@ def make_keys(directory: Path) -> Keys:
     host = directory / "dropbear_ed25519_host_key"
     host.unlink(missing_ok=True)
     proc = subprocess.run([str(DROPBEARKEY), "-t", "ed25519", "-f", str(host)],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, timeout=60)
     host_pub = next((ln.strip() for ln in proc.stdout.splitlines()
                      if ln.startswith("ssh-ed25519 ")), "")
     if proc.returncode != 0 or not host_pub:
@@ -171,7 +171,7 @@ def parse_ldd(text: str) -> list[str]:
 
 
 def shared_libraries(binary: Path) -> list[str]:
-    proc = subprocess.run(["ldd", str(binary)], capture_output=True, text=True)
+    proc = subprocess.run(["ldd", str(binary)], capture_output=True, text=True, timeout=60)
     if "not a dynamic executable" in proc.stdout + proc.stderr:
         return []
     if proc.returncode != 0:
@@ -218,7 +218,7 @@ def build_initrd(tree: Path, base_cpio: Path, keys: Keys, workdir: Path) -> Path
             shutil.copyfileobj(base, f)
         f.flush()
         proc = subprocess.run([str(tool), "-t", "0", str(spec)], stdout=f,
-                              stderr=subprocess.PIPE)
+                              stderr=subprocess.PIPE, timeout=300)
     if proc.returncode != 0:
         raise HarnessError(f"gen_init_cpio (SSH cpio) failed: "
                            f"{proc.stderr.decode(errors='replace')}")
