@@ -45,7 +45,7 @@ bug in the harness: traceback.txt in the results); 130 interrupted."""
 # `harness --help` lists the commands in data-flow order: make an image, use it,
 # then the commands that repeat that over kernels, patches, commits or a matrix.
 COMMAND_ORDER = ["build", "boot", "ssh", "test", "build-and-test", "matrix", "bench",
-                 "patchcheck", "bisect", "nightly"]
+                 "patchcheck", "bisect", "nightly", "clean"]
 
 
 def _sigterm(signum: int, frame: object) -> None:
@@ -394,6 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func, parser=p)
     _add_ssh_command(sub)
     _add_nightly(sub)
+    _add_clean(sub)
     listed = sub._choices_actions  # what --help lists, in registration order
     listed.sort(key=lambda a: COMMAND_ORDER.index(a.dest) if a.dest in COMMAND_ORDER
                 else len(COMMAND_ORDER))
@@ -530,6 +531,24 @@ def _add_nightly(sub: argparse._SubParsersAction) -> None:
                    help="where the nightly results directory goes (default ./results)")
     p.add_argument("-v", "--verbose", action="store_true", help="show make and console output")
     p.set_defaults(func=cmd_nightly)
+
+
+# --- the cache (harness/clean.py) ---
+
+def cmd_clean(args: argparse.Namespace) -> int:
+    from harness import clean
+    return clean.clean(remove_all=args.all, dry_run=args.dry_run)
+
+
+def _add_clean(sub: argparse._SubParsersAction) -> None:
+    help_ = ("disk use per build directory; remove those no profile, target or matrix "
+             "cell refers to any more (a fragment edit orphans ~1.1 GiB)")
+    p = sub.add_parser("clean", help=help_, description=help_)
+    p.add_argument("-n", "--dry-run", action="store_true", help="say what would go, remove nothing")
+    p.add_argument("--all", action="store_true",
+                   help="every build directory, rootfs and tool (not the imported source)")
+    p.add_argument("-v", "--verbose", action="store_true")
+    p.set_defaults(func=cmd_clean)
 
 
 def main(argv: list[str] | None = None) -> int:
