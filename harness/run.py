@@ -155,8 +155,10 @@ def build_kernel(req: Request, rec: RunRecord) -> KernelImage:
                 "built_at": images.now_stamp(), "state": state,
                 "inputs": images.inputs(series, frags)}
         # Keep a copy per kernel, so vanilla and series images coexist while
-        # sharing one incremental build directory.
-        idir = image_dir(req)
+        # sharing one incremental build directory. In the directory it was built
+        # in, named when the build started: a fragment edited meanwhile must not
+        # file it under the new fragments (its state says the old).
+        idir = bdir / "images" / req.kernel
         idir.mkdir(parents=True, exist_ok=True)
         image = idir / res.image.name
         shutil.copyfile(res.image, image)
