@@ -58,13 +58,18 @@ def fragments(req: Request) -> list[Path]:
     return frags + ([project_path(arch.fragment)] if arch.fragment else [])
 
 
+def base_config(req: Request) -> Path | None:
+    """The profile's full base config, or None for tinyconfig."""
+    return project_path(req.profile.base_config) if req.profile.base_config else None
+
+
 def build_dir(req: Request) -> Path:
-    """One per source, fragments and target: every target keeps its objects."""
+    """One per source, base config, fragments and target: every target keeps its objects."""
     frags = fragments(req)
     for f in frags:
         if not f.is_file():
             raise ConfigError(f"config fragment not found: {f}")
-    digest = fragments_digest(frags, req.target)
+    digest = fragments_digest(frags, req.target, base_config(req))
     return cache_dir() / "build" / f"{source_key(req.profile.source)}-{digest}"
 
 
@@ -94,16 +99,21 @@ def series_of(req: Request) -> Series:
                        else project_path(req.profile.series))
 
 
-def state(base: str, series: Series, frags: list[Path], target: Target) -> dict[str, str]:
-    """What an image is a pure function of (kept as `state` in image.json)."""
+def state(base: str, series: Series, frags: list[Path], target: Target,
+          base_config: Path | None = None) -> dict[str, str]:
+    """What an image is a pure function of (kept as `state` in image.json); the
+    fragments digest covers the target and the base config too."""
     return {"base": base, "series": series.digest() if series.patches else "",
-            "fragments": fragments_digest(frags, target), "compiler": target.compiler_version()}
+            "fragments": fragments_digest(frags, target, base_config),
+            "compiler": target.compiler_version()}
 
 
-def inputs(series: Series, frags: list[Path]) -> dict[str, dict[str, str]]:
-    """Each patch's and fragment's own digest: lets a stale image say which file changed."""
+def inputs(series: Series, frags: list[Path],
+           base_config: Path | None = None) -> dict[str, dict[str, str]]:
+    """Each patch's and config file's own digest: a stale image says which file changed."""
+    configs = [*([base_config] if base_config else []), *frags]
     return {"patches": {p.name: _sha(p) for p in series.patches},
-            "fragments": {str(f): _sha(f) for f in frags}}
+            "fragments": {str(f): _sha(f) for f in configs}}
 
 
 def _sha(path: Path) -> str:
@@ -126,9 +136,9 @@ def current_base(cfg: SourceConfig) -> str:
 
 def current(req: Request) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
     """REQ's state and inputs as the files are now: cheap, nothing is built or applied."""
-    series, frags = series_of(req), fragments(req)
-    return (state(current_base(req.profile.source), series, frags, req.target),
-            inputs(series, frags))
+    series, frags, base = series_of(req), fragments(req), base_config(req)
+    return (state(current_base(req.profile.source), series, frags, req.target, base),
+            inputs(series, frags, base))
 
 
 # --- the rule --------------------------------------------------------------------------

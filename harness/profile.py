@@ -57,6 +57,9 @@ class Profile:
     arch: str = "x86_64"  # x86_64 | i386 | arm64 (harness/target.py)
     cc: str = "gcc"  # gcc | clang (LLVM=1)
     series: str = "patches/series"  # empty: the base alone
+    # The config the fragments go on top of: "" = tinyconfig; or a full config
+    # file (.xz read as is), e.g. Debian's from linux-config-6.12.
+    base_config: str = ""
     fragments: list[str] = field(default_factory=lambda: ["kconfigs/base.config"])
     qemu: QemuConfig = field(default_factory=QemuConfig)
     timeouts: Timeouts = field(default_factory=Timeouts)

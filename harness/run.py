@@ -16,7 +16,14 @@ from harness.boot import BootOutcome, boot
 from harness.build import build
 from harness.errors import ConfigError, HarnessError
 from harness.gitutil import rev_parse
-from harness.images import KernelImage, build_dir, fragments, image_dir, tree_lock_path
+from harness.images import (
+    KernelImage,
+    base_config,
+    build_dir,
+    fragments,
+    image_dir,
+    tree_lock_path,
+)
 from harness.kconfig import builds_object, configure, parse_config
 from harness.lock import locked
 from harness.profile import Profile, cache_dir, project_path
@@ -83,7 +90,7 @@ def build_kernel(req: Request, rec: RunRecord) -> KernelImage:
              series_file=str(series.path or ""), series_hash=series.digest() if series.patches
              else "", patches=[p.name for p in series.patches])
     rec.stage("source", "pass", t.seconds.get("source", 0.0))
-    state = images.state(src.base, series, frags, target)
+    state = images.state(src.base, series, frags, target, base_config(req))
     lock = (nullcontext() if req.tree_locked
             else locked(tree_lock_path(req), "the kernel tree and build directory"))
     with lock:
@@ -106,10 +113,12 @@ def build_kernel(req: Request, rec: RunRecord) -> KernelImage:
         rec.stage("series", "pass", t.seconds.get("series", 0.0))
         bdir.mkdir(parents=True, exist_ok=True)
         log_path = rec.path("build.log")
-        with t.measure("config", "Configuring (tinyconfig + fragments) ..."):
+        base = base_config(req)
+        with t.measure("config", f"Configuring ({base.name if base else 'tinyconfig'} + "
+                       "fragments) ..."):
             with open(log_path, "a") as log:
                 try:
-                    if not configure(src.repo, bdir, frags, log, target):
+                    if not configure(src.repo, bdir, frags, log, target, base):
                         printer.info("fragments and Kconfig files unchanged: config reused")
                 except HarnessError as e:
                     rec.stage("config", "fail", t.seconds.get("config", 0.0), error=str(e))
@@ -153,7 +162,7 @@ def build_kernel(req: Request, rec: RunRecord) -> KernelImage:
                 "series_hash": series.digest() if series.patches else "", "commits": subjects,
                 "config": str(bdir / ".config"), "tree": str(src.repo),
                 "built_at": images.now_stamp(), "state": state,
-                "inputs": images.inputs(series, frags)}
+                "inputs": images.inputs(series, frags, base_config(req))}
         # Keep a copy per kernel, so vanilla and series images coexist while
         # sharing one incremental build directory. In the directory it was built
         # in, named when the build started: a fragment edited meanwhile must not
