@@ -182,7 +182,7 @@ def clean(remove_all: bool = False, dry_run: bool = False) -> int:
                   + (" (--dry-run: nothing removed)" if dry_run else ""))
     src = cache / "src"
     if remove_all and src.is_dir():
-        printer.info(f"kept: {src} (the imported kernel source, ~2.5 GiB, needed by every "
+        printer.info(f"kept: {src} (the imported kernel source, ~2 GiB, needed by every "
                      f"build; `rm -rf {src}` drops it, re-imported in ~1 min)")
     return 0
 
