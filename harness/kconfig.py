@@ -16,12 +16,13 @@ import subprocess
 from pathlib import Path
 
 from harness import printer
-from harness.errors import ConfigError, KconfigError
+from harness.errors import ConfigError, InfraError, KconfigError
 from harness.target import DEFAULT, Target
 
 _LINE = re.compile(r"^(CONFIG_\w+)=(.*)$|^# (CONFIG_\w+) is not set$")
 _ASSIGN = re.compile(r"^\s*([\w.$()-]+)\s*(?:\+=|:=|=)\s*(.*)$")
 _CONFIG_REF = re.compile(r"\$\((CONFIG_\w+)\)")
+CONFIG_TIMEOUT = 600  # seconds, each make/merge_config.sh of the config stage
 
 
 def parse_config(text: str) -> dict[str, str]:
@@ -91,7 +92,12 @@ def check_fragments(requested: dict[str, str], final: dict[str, str],
 def _run(cmd: list[str], cwd: Path, log) -> None:
     log.write(f"$ {' '.join(cmd)}\n")
     log.flush()
-    proc = subprocess.run(cmd, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, text=True)
+    try:  # tinyconfig, a merge, olddefconfig: seconds each
+        proc = subprocess.run(cmd, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, text=True,
+                              timeout=CONFIG_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        raise InfraError(f"{' '.join(cmd[:3])} ... timed out after {CONFIG_TIMEOUT}s; "
+                         f"see {log.name}") from None
     if proc.returncode != 0:
         raise KconfigError(f"{' '.join(cmd[:3])} ... failed (exit {proc.returncode}); "
                            f"see {log.name}")
@@ -102,9 +108,12 @@ def config_key(tree: Path, fragments: list[Path], target: Target = DEFAULT,
     """What the resulting .config depends on: the target, the base, the fragments
     and every Kconfig file of the checked-out tree (by blob id, from git's index: fast)."""
     h = hashlib.sha256(fragments_digest(fragments, target, base).encode())
-    proc = subprocess.run(["git", "-C", str(tree), "ls-files", "-s", "--", "*Kconfig*"],
-                          capture_output=True, text=True)
-    h.update(proc.stdout.encode() if proc.returncode == 0 else os.urandom(8))
+    try:
+        proc = subprocess.run(["git", "-C", str(tree), "ls-files", "-s", "--", "*Kconfig*"],
+                              capture_output=True, text=True, timeout=120)
+        h.update(proc.stdout.encode() if proc.returncode == 0 else os.urandom(8))
+    except subprocess.TimeoutExpired:
+        h.update(os.urandom(8))  # unknown: configure again
     return h.hexdigest()
 
 

@@ -18,7 +18,7 @@ import shutil
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -130,9 +130,9 @@ def _attempt(rec: RunRecord, body: Callable[[], int]) -> tuple[int, str, str]:
 def _profile(cell: Cell, suite: Suite, opts: Options, ref: str) -> Profile:
     prof = load_profile(ref)
     if suite.tests:
-        prof.tests = list(suite.tests)
+        prof = replace(prof, tests=list(suite.tests))
     if opts.accel:
-        prof.qemu.accel = opts.accel
+        prof = replace(prof, qemu=replace(prof.qemu, accel=opts.accel))
     return prof
 
 
@@ -161,7 +161,7 @@ def _bench(req: run.Request, suite: Suite, rec: RunRecord) -> int:
         from harness import bench
 
         bopts = bench.Options(**suite.options)
-        bench.configure(req.profile, bopts)
+        req = replace(req, profile=bench.configure(req.profile, bopts))
         runner = bench.run_bench
     except (ImportError, AttributeError) as e:
         raise BenchUnavailable(f"harness bench is not available: {e}") from None
