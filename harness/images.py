@@ -112,7 +112,7 @@ def inputs(series: Series, frags: list[Path],
            base_config: Path | None = None) -> dict[str, dict[str, str]]:
     """Each patch's and config file's own digest: a stale image says which file changed."""
     configs = [*([base_config] if base_config else []), *frags]
-    return {"patches": {p.name: _sha(p) for p in series.patches},
+    return {"patches": {p.name: _sha(p.path) for p in series.patches},
             "fragments": {str(f): _sha(f) for f in configs}}
 
 
