@@ -121,19 +121,22 @@ static long room_bytes(const char *cg)
 /* Files charged per overlay directory fd on vanilla: it and its realfile. */
 #define FILES_PER_OVL_DIR_FD	2
 
+/* 0, 1 if unshare() failed (errno set), -1 if writing a map failed. */
 static int enter_userns_as_root(void)
 {
-	char map[32];
+	char uid_map[32], gid_map[32];
 
-	snprintf(map, sizeof(map), "0 %d 1", getuid());
+	snprintf(uid_map, sizeof(uid_map), "0 %d 1", getuid());
+	snprintf(gid_map, sizeof(gid_map), "0 %d 1", getgid());
 	if (unshare(CLONE_NEWUSER | CLONE_NEWNS))
+		return 1;
+	if (write_str("/proc/self/uid_map", uid_map) ||
+	    write_str("/proc/self/setgroups", "deny") ||
+	    write_str("/proc/self/gid_map", gid_map)) {
+		fprintf(stderr, "# writing the id maps: %s\n", strerror(errno));
 		return -1;
-	if (write_str("/proc/self/uid_map", map))
-		return -1;
-	if (write_str("/proc/self/setgroups", "deny"))
-		return -1;
-	snprintf(map, sizeof(map), "0 %d 1", getgid());
-	return write_str("/proc/self/gid_map", map);
+	}
+	return 0;
 }
 
 static int mount_overlay(void)
@@ -167,10 +170,17 @@ static void overlay_worker(struct worker *w)
 
 	if (!fds || prepare_fd_table(NR_DIR_FDS + 64))
 		worker_fail(w, "prepare");
-	if (enter_userns_as_root()) {
-		w->shm->val[0] = errno;	/* reported as a skip */
+	switch (enter_userns_as_root()) {
+	case 0:
+		break;
+	case 1:
+		if (errno != EINVAL)
+			worker_fail(w, "unshare(CLONE_NEWUSER | CLONE_NEWNS)");
+		/* EINVAL: a kernel without CONFIG_USER_NS, reported as a skip */
 		worker_done(w, INT_MAX);
 		return;
+	default:
+		worker_fail(w, "writing the id maps");
 	}
 	worker_done(w, 1);
 
@@ -237,10 +247,8 @@ TEST_F(overlay, dir_fd_charges_real_file_too)
 	ASSERT_EQ(0, worker_start(&w, self->cg, overlay_worker, NULL));
 	worker_step(&w, 1);
 	if (w.shm->done == INT_MAX) {
-		int err = w.shm->val[0];
-
 		worker_finish(&w);
-		SKIP(return, "no user namespace: %s", strerror(err));
+		SKIP(return, "unshare(CLONE_NEWUSER): EINVAL, no CONFIG_USER_NS");
 	}
 	ASSERT_EQ(1, w.shm->done) TH_LOG("worker: %s", worker_end(&w));
 	before_mount = slab_unreclaimable(self->cg);
@@ -323,6 +331,8 @@ static void actor_worker(struct worker *w)
 	struct mq_attr attr = { .mq_maxmsg = 1, .mq_msgsize = 16 };
 	char *const argv[] = { "file_charge_scope", NULL };
 	char *const envp[] = { EXEC_CHILD_ENV "=1", NULL };
+	/* the system call takes the name without mq_open(3)'s leading '/' */
+	const char *mq_name = a->mq_name + 1;
 	int fd = -1, self_pidfd = -1;
 
 	if (prepare_fd_table(64) ||
@@ -338,7 +348,7 @@ static void actor_worker(struct worker *w)
 		break;
 	case OP_MQ_OPEN:
 		/* the queue (inode, dentry) exists: later opens add a file */
-		fd = syscall(__NR_mq_open, a->mq_name, O_RDWR | O_CREAT, 0600,
+		fd = syscall(__NR_mq_open, mq_name, O_RDWR | O_CREAT, 0600,
 			     &attr);
 		if (fd < 0)
 			worker_fail(w, "mq_open O_CREAT");
@@ -357,7 +367,7 @@ static void actor_worker(struct worker *w)
 		fd = syscall(__NR_pidfd_open, getpid(), 0);
 		break;
 	case OP_MQ_OPEN:
-		fd = syscall(__NR_mq_open, a->mq_name, O_RDWR, 0, NULL);
+		fd = syscall(__NR_mq_open, mq_name, O_RDWR, 0, NULL);
 		break;
 	case OP_EXECVE:
 		/* returns only if it failed */
@@ -722,6 +732,367 @@ TEST_F(at_limit_cache, successful_opens_cause_no_reclaim)
 	ASSERT_LE(d_max, OPEN_MAX_EVENTS_ALLOWED);
 	ASSERT_LE(d_pgsteal, OPEN_PGSTEAL_ALLOWED);
 	ASSERT_LE(d_psi, OPEN_PSI_US_ALLOWED);
+}
+
+/* --- io_uring fixed file tables --------------------------------------- */
+
+/*
+ * Files that leave every fd table and live on in an io_uring fixed file
+ * table: registered with IORING_REGISTER_FILES and then closed, or opened
+ * into one ring's table (IORING_OP_OPENAT with a file_index) and sent to
+ * another ring's with IORING_OP_MSG_RING. Vanilla charges each once, to
+ * the opener, for as long as the table holds it. Raw syscalls (no liburing
+ * in the guest).
+ */
+#define NR_URING_FILES	2000
+#define RING_ENTRIES	64
+
+struct ring {
+	int fd;
+	unsigned int *sq_tail, *sq_mask, *sq_array;
+	unsigned int *cq_head, *cq_tail, *cq_mask;
+	struct io_uring_sqe *sqes;
+	struct io_uring_cqe *cqes;
+	unsigned int entries;
+};
+
+static int ring_setup(struct ring *r)
+{
+	struct io_uring_params p = { 0 };
+	size_t sq_len, cq_len;
+	char *sq, *cq;
+
+	r->fd = syscall(__NR_io_uring_setup, RING_ENTRIES, &p);
+	if (r->fd < 0)
+		return -1;
+	sq_len = p.sq_off.array + p.sq_entries * sizeof(unsigned int);
+	cq_len = p.cq_off.cqes + p.cq_entries * sizeof(struct io_uring_cqe);
+	if (!(p.features & IORING_FEAT_SINGLE_MMAP)) {
+		errno = EOPNOTSUPP;	/* before 5.4: not worth supporting */
+		return -1;
+	}
+	sq_len = sq_len > cq_len ? sq_len : cq_len;
+	sq = mmap(NULL, sq_len, PROT_READ | PROT_WRITE,
+		  MAP_SHARED | MAP_POPULATE, r->fd, IORING_OFF_SQ_RING);
+	r->sqes = mmap(NULL, p.sq_entries * sizeof(struct io_uring_sqe),
+		       PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
+		       r->fd, IORING_OFF_SQES);
+	if (sq == MAP_FAILED || r->sqes == MAP_FAILED)
+		return -1;
+	cq = sq;
+	r->sq_tail = (unsigned int *)(sq + p.sq_off.tail);
+	r->sq_mask = (unsigned int *)(sq + p.sq_off.ring_mask);
+	r->sq_array = (unsigned int *)(sq + p.sq_off.array);
+	r->cq_head = (unsigned int *)(cq + p.cq_off.head);
+	r->cq_tail = (unsigned int *)(cq + p.cq_off.tail);
+	r->cq_mask = (unsigned int *)(cq + p.cq_off.ring_mask);
+	r->cqes = (struct io_uring_cqe *)(cq + p.cq_off.cqes);
+	r->entries = p.sq_entries;
+	return 0;
+}
+
+typedef void (*sqe_fill)(struct io_uring_sqe *sqe, int i, void *arg);
+
+/*
+ * Submit @n requests, RING_ENTRIES at a time, @fill making request i, and
+ * wait for them: 0 if all succeeded, else the first failure's -errno.
+ */
+static int ring_run(struct ring *r, int n, sqe_fill fill, void *arg)
+{
+	int done = 0;
+
+	while (done < n) {
+		unsigned int tail = *r->sq_tail, head;
+		int k = n - done < (int)r->entries ? n - done : (int)r->entries;
+		int i, ret, first_err = 0;
+
+		for (i = 0; i < k; i++) {
+			unsigned int idx = (tail + i) & *r->sq_mask;
+
+			memset(&r->sqes[idx], 0, sizeof(r->sqes[idx]));
+			fill(&r->sqes[idx], done + i, arg);
+			r->sq_array[idx] = idx;
+		}
+		__atomic_store_n(r->sq_tail, tail + k, __ATOMIC_RELEASE);
+		ret = syscall(__NR_io_uring_enter, r->fd, k, k,
+			      IORING_ENTER_GETEVENTS, NULL, 0);
+		if (ret != k)
+			return ret < 0 ? -errno : -EIO;
+		head = *r->cq_head;
+		for (i = 0; i < k; i++, head++) {
+			while (head == __atomic_load_n(r->cq_tail,
+						       __ATOMIC_ACQUIRE))
+				;
+			ret = r->cqes[head & *r->cq_mask].res;
+			if (ret < 0 && !first_err)
+				first_err = ret;
+		}
+		__atomic_store_n(r->cq_head, head, __ATOMIC_RELEASE);
+		if (first_err)
+			return first_err;
+		done += k;
+	}
+	return 0;
+}
+
+static void fill_nop(struct io_uring_sqe *sqe, int i, void *arg)
+{
+	sqe->opcode = IORING_OP_NOP;
+}
+
+/* Open /dev/null into fixed slot i. */
+static void fill_open_fixed(struct io_uring_sqe *sqe, int i, void *arg)
+{
+	sqe->opcode = IORING_OP_OPENAT;
+	sqe->fd = AT_FDCWD;
+	sqe->addr = (unsigned long)"/dev/null";
+	sqe->open_flags = O_RDONLY;
+	sqe->file_index = i + 1;	/* 1-based */
+}
+
+/* Send fixed file i of this ring to slot i of the ring *arg. */
+static void fill_msg_send_fd(struct io_uring_sqe *sqe, int i, void *arg)
+{
+	sqe->opcode = IORING_OP_MSG_RING;
+	sqe->fd = *(int *)arg;
+	sqe->addr = IORING_MSG_SEND_FD;
+	sqe->addr3 = i;			/* source slot, 0-based */
+	sqe->file_index = i + 1;	/* target slot, 1-based */
+}
+
+/* A ring whose request cache holds a full batch (charged io_kiocbs). */
+static int ring_ready(struct ring *r)
+{
+	if (ring_setup(r))
+		return -1;
+	return ring_run(r, RING_ENTRIES, fill_nop, NULL) ? -1 : 0;
+}
+
+static int register_sparse(struct ring *r, int n)
+{
+	struct io_uring_rsrc_register reg = {
+		.nr = n, .flags = IORING_RSRC_REGISTER_SPARSE,
+	};
+
+	return syscall(__NR_io_uring_register, r->fd, IORING_REGISTER_FILES2,
+		       &reg, sizeof(reg));
+}
+
+static int unregister_files(struct ring *r)
+{
+	return syscall(__NR_io_uring_register, r->fd, IORING_UNREGISTER_FILES,
+		       NULL, 0);
+}
+
+/* Empty slots [0, n) of @r's fixed table, which stays registered. */
+static int clear_slots(struct ring *r, int *fds, int n)
+{
+	struct io_uring_files_update up = { .offset = 0 };
+	int i;
+
+	for (i = 0; i < n; i++)
+		fds[i] = -1;
+	up.fds = (unsigned long)fds;
+	return syscall(__NR_io_uring_register, r->fd,
+		       IORING_REGISTER_FILES_UPDATE, &up, n) == n ? 0 : -1;
+}
+
+/* Steps shared by both workers: 1 is readiness, or val[0] = errno, skip. */
+static bool uring_unavailable(struct worker *w, int err)
+{
+	w->shm->val[0] = err;
+	worker_done(w, INT_MAX);
+	return true;
+}
+
+/*
+ * Step 2: register a sparse table of NR_URING_FILES slots (its own
+ * charge), 3: unregister it. 4: open NR_URING_FILES fds. 5: register them
+ * with IORING_REGISTER_FILES and close the fds. 6: unregister.
+ */
+static void register_files_worker(struct worker *w)
+{
+	int *fds = calloc(NR_URING_FILES, sizeof(int));
+	struct ring r;
+
+	if (!fds || prepare_fd_table(NR_URING_FILES + 64))
+		worker_fail(w, "prepare");
+	if (ring_ready(&r) && uring_unavailable(w, errno))
+		return;
+	worker_done(w, 1);
+
+	worker_wait(w, 2);
+	if (register_sparse(&r, NR_URING_FILES))
+		worker_fail(w, "IORING_REGISTER_FILES2 sparse");
+	worker_done(w, 2);
+	worker_wait(w, 3);
+	if (unregister_files(&r))
+		worker_fail(w, "IORING_UNREGISTER_FILES");
+	worker_done(w, 3);
+
+	worker_wait(w, 4);
+	if (open_many("/dev/null", O_RDONLY, fds, NR_URING_FILES) !=
+	    NR_URING_FILES)
+		worker_fail(w, "open");
+	worker_done(w, 4);
+
+	worker_wait(w, 5);
+	if (syscall(__NR_io_uring_register, r.fd, IORING_REGISTER_FILES, fds,
+		    NR_URING_FILES))
+		worker_fail(w, "IORING_REGISTER_FILES");
+	close_many(fds, NR_URING_FILES);
+	worker_done(w, 5);
+
+	worker_wait(w, 6);
+	if (unregister_files(&r))
+		worker_fail(w, "IORING_UNREGISTER_FILES");
+	worker_done(w, 6);
+	worker_wait(w, 7);
+}
+
+/*
+ * Step 2: open NR_URING_FILES files into ring A's sparse table
+ * (IORING_OP_OPENAT, direct descriptors). 3: send each to ring B's table
+ * with IORING_OP_MSG_RING and empty A's slots. 4: unregister B's table.
+ */
+static void msg_ring_worker(struct worker *w)
+{
+	int *fds = calloc(NR_URING_FILES, sizeof(int));
+	struct ring a, b;
+	int ret;
+
+	/* a fixed table may not have more slots than RLIMIT_NOFILE */
+	if (!fds || prepare_fd_table(NR_URING_FILES + 64))
+		worker_fail(w, "prepare");
+	if ((ring_ready(&a) || ring_ready(&b)) && uring_unavailable(w, errno))
+		return;
+	if (register_sparse(&a, NR_URING_FILES) ||
+	    register_sparse(&b, NR_URING_FILES))
+		worker_fail(w, "IORING_REGISTER_FILES2 sparse");
+	worker_done(w, 1);
+
+	worker_wait(w, 2);
+	ret = ring_run(&a, NR_URING_FILES, fill_open_fixed, NULL);
+	if (ret) {
+		errno = -ret;
+		worker_fail(w, "IORING_OP_OPENAT into a fixed slot");
+	}
+	worker_done(w, 2);
+
+	worker_wait(w, 3);
+	ret = ring_run(&a, NR_URING_FILES, fill_msg_send_fd, &b.fd);
+	if (ret) {
+		errno = -ret;
+		worker_fail(w, "IORING_OP_MSG_RING IORING_MSG_SEND_FD");
+	}
+	if (clear_slots(&a, fds, NR_URING_FILES))
+		worker_fail(w, "IORING_REGISTER_FILES_UPDATE");
+	worker_done(w, 3);
+
+	worker_wait(w, 4);
+	if (unregister_files(&b))
+		worker_fail(w, "IORING_UNREGISTER_FILES");
+	worker_done(w, 4);
+	worker_wait(w, 5);
+}
+
+FIXTURE(io_uring) {
+	char cg[PATH_MAX];
+	long lo, hi;		/* accepted bytes per struct file */
+	long slack;
+};
+
+FIXTURE_SETUP(io_uring)
+{
+	enable_memory_controller(CGROUP_ROOT);
+	ASSERT_EQ(0, make_cgroup(self->cg, sizeof(self->cg), NULL,
+				 "file_charge_scope_uring"));
+	file_charge_bounds(&self->lo, &self->hi);
+	self->slack = stat_slack();
+}
+
+FIXTURE_TEARDOWN_PARENT(io_uring)
+{
+	remove_cgroup(self->cg);
+}
+
+#define SKIP_IF_NO_URING(w) do {					\
+	worker_step(w, 1);						\
+	if ((w)->shm->done == INT_MAX) {				\
+		int __err = (w)->shm->val[0];				\
+		worker_finish(w);					\
+		if (__err == ENOSYS)					\
+			SKIP(return, "io_uring_setup: ENOSYS, no CONFIG_IO_URING"); \
+		ASSERT_EQ(0, __err) TH_LOG("io_uring_setup: %s",	\
+					   strerror(__err));		\
+	}								\
+	ASSERT_EQ(1, (w)->shm->done) TH_LOG("worker: %s", worker_end(w)); \
+} while (0)
+
+/*
+ * Bytes per file that the table holds once the fds are closed: one
+ * struct file's charge (FILE_CHARGE_TOLERANCE_PCT), the table's own
+ * charge measured on a sparse table of the same size and taken off.
+ * Unregistering frees the files and their charges (stock slack).
+ */
+TEST_F(io_uring, registered_files_stay_charged_once)
+{
+	long ring_only, table, opened, parked, unregistered, per_file;
+	struct worker w;
+
+	ASSERT_EQ(0, worker_start(&w, self->cg, register_files_worker, NULL));
+	SKIP_IF_NO_URING(&w);
+	ASSERT_STEP(&w, 2);
+	table = slab_unreclaimable(self->cg);
+	ASSERT_STEP(&w, 3);
+	ring_only = slab_settle_below(self->cg, table - 1);
+	table -= ring_only;
+	ASSERT_STEP(&w, 4);
+	opened = slab_unreclaimable(self->cg);
+	ASSERT_STEP(&w, 5);
+	parked = slab_unreclaimable(self->cg);
+	ASSERT_STEP(&w, 6);
+	unregistered = slab_settle(self->cg, ring_only, self->slack);
+	worker_finish(&w);
+
+	per_file = (parked - ring_only - table) / NR_URING_FILES;
+	ksft_print_msg("table %ld bytes; per file: opened %ld, registered and closed %ld; unregistered - ring: %ld\n",
+		       table, (opened - ring_only) / NR_URING_FILES, per_file,
+		       unregistered - ring_only);
+	ASSERT_GE(per_file, self->lo);
+	ASSERT_LE(per_file, self->hi);
+	ASSERT_LE(labs(unregistered - ring_only), self->slack);
+}
+
+/*
+ * Files opened as direct descriptors of ring A are charged once each;
+ * sending them to ring B (IORING_OP_MSG_RING) and emptying A's slots
+ * neither charges them again nor uncharges them (stock slack); when B's
+ * table goes, so do their charges.
+ */
+TEST_F(io_uring, msg_ring_keeps_files_charged_once)
+{
+	long base, opened, moved, unregistered;
+	struct worker w;
+
+	ASSERT_EQ(0, worker_start(&w, self->cg, msg_ring_worker, NULL));
+	SKIP_IF_NO_URING(&w);
+	base = slab_unreclaimable(self->cg);
+	ASSERT_STEP(&w, 2);
+	opened = slab_unreclaimable(self->cg);
+	ASSERT_STEP(&w, 3);
+	moved = slab_settle(self->cg, opened, self->slack);
+	ASSERT_STEP(&w, 4);
+	unregistered = slab_settle(self->cg, base, self->slack);
+	worker_finish(&w);
+
+	ksft_print_msg("per file: opened %ld bytes; moved - opened: %ld; unregistered - base: %ld\n",
+		       (opened - base) / NR_URING_FILES, moved - opened,
+		       unregistered - base);
+	ASSERT_GE((opened - base) / NR_URING_FILES, self->lo);
+	ASSERT_LE((opened - base) / NR_URING_FILES, self->hi);
+	ASSERT_LE(labs(moved - opened), self->slack);
+	ASSERT_LE(labs(unregistered - base), self->slack);
 }
 
 /*
