@@ -52,7 +52,7 @@ $SUDO apt-get update -qq || echo "install-deps.sh: apt-get update failed (contin
 # and llvm build any target with LLVM=1; qemu-system-arm boots arm64.
 # gdb-multiarch: `harness boot --gdb` on any target.
 $SUDO apt-get install -y -qq --no-install-recommends \
-	linux-source-6.12 qemu-system-x86 qemu-system-arm busybox-static \
+	linux-source-6.12 linux-config-6.12 qemu-system-x86 qemu-system-arm busybox-static \
 	build-essential flex bison bc libelf-dev libssl-dev cpio ccache xz-utils perl git \
 	gcc-aarch64-linux-gnu libc6-dev-arm64-cross gcc-i686-linux-gnu libc6-dev-i386-cross \
 	clang lld llvm gdb-multiarch \
