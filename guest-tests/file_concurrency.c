@@ -274,6 +274,19 @@ TEST_F_TIMEOUT(concurrency, openers_fill_memcg_4x_tasks, 900)
 
 /* --- one file installed by two tasks at the same moment --------------- */
 
+/*
+ * What this does not test: the series' pending flag. A file is
+ * FMODE_CHARGE_PENDING from alloc_empty_file() until its opener's first
+ * fd_install() (or io_fixed_fd_install(), do_open_execat()), which clears
+ * it before the file is published in the fd table (patch 0005). Only then
+ * can any other task reach the file, and SCM_RIGHTS takes its files from
+ * the sender's fd table (scm_fp_copy() -> fget_raw()), so a file in flight
+ * has been charged to the sender already, whatever userspace does. What
+ * the receivers race on here is the install of an already charged file by
+ * two tasks in two memcgs at once: neither may charge it again, and the
+ * charge must stay with the sender's memcg (or, opened in the root, none).
+ */
+
 /* Files raced; each round one file reaches both receivers. */
 #define RACE_FILES		1000
 
@@ -513,17 +526,150 @@ static void scm_race(struct __test_metadata *_metadata,
 	EXPECT_LE(parent_after - parent_base, self->slack);
 }
 
-TEST_F_TIMEOUT(concurrency, scm_rights_race_charged_once, 900)
+TEST_F_TIMEOUT(concurrency, scm_rights_concurrent_receives_charged_once, 900)
 {
 	scm_race(_metadata, self, self->c, true);
 }
 
-TEST_F_TIMEOUT(concurrency, scm_rights_race_from_root_never_charged, 900)
+TEST_F_TIMEOUT(concurrency, scm_rights_concurrent_receives_from_root_never_charged, 900)
 {
 	/* the guest init runs every test program in the root cgroup */
 	ASSERT_EQ(0, proc_read_strstr(0, false, "cgroup", "0::/\n"))
 		TH_LOG("the test process is not in the root cgroup, so its files would be charged");
 	scm_race(_metadata, self, NULL, false);
+}
+
+/* --- a file taken by another task the moment its opener installs it --- */
+
+/*
+ * The one window userspace has on the pending flag: the instant the opener's
+ * fd_install() publishes a file, another task sharing its fd table
+ * (clone(CLONE_FILES)) can install it again with F_DUPFD. The opener runs
+ * in c, the thief in a; in lockstep, the thief spins on F_DUPFD of the fd
+ * the opener is about to get. The series clears FMODE_CHARGE_PENDING
+ * before it publishes the file, so the thief must always find it clear:
+ * a is never charged and c once per file, as on vanilla, which charged it
+ * at allocation.
+ */
+#define STEAL_FILES		2000
+/* The thief's copies go from here up, clear of the opener's fds. */
+#define STEAL_FD_BASE		(STEAL_FILES + 64)
+
+struct steal_arg {
+	const char *thief_cg;
+	struct worker *thief;	/* handshake page of the clone()d thief */
+	int first;		/* the first fd the opener gets */
+};
+
+static int steal_thief(void *p)
+{
+	struct steal_arg *arg = p;
+	struct worker *t = arg->thief;
+	int i, fd;
+
+	if (cg_enter_current(arg->thief_cg))
+		worker_fail(t, "entering the thief's cgroup");
+	worker_done(t, 1);
+
+	worker_wait(t, 2);
+	for (i = 0; i < STEAL_FILES; i++) {
+		while ((fd = fcntl(arg->first + i, F_DUPFD,
+				   STEAL_FD_BASE + i)) < 0)
+			if (errno != EBADF)
+				worker_fail(t, "F_DUPFD");
+		t->shm->val[0] = i + 1;
+	}
+	worker_done(t, 2);
+	worker_wait(t, 3);
+	_exit(0);
+}
+
+static void steal_opener(struct worker *w)
+{
+	static char stack[256 << 10];
+	struct steal_arg *arg = w->arg;
+	volatile long *stolen = &arg->thief->shm->val[0];
+	int i, fd;
+	pid_t pid;
+
+	if (prepare_fd_table(STEAL_FD_BASE + STEAL_FILES + 64))
+		worker_fail(w, "prepare");
+	fd = open("/dev/null", O_RDONLY);
+	if (fd < 0)
+		worker_fail(w, "prepare");
+	close(fd);
+	arg->first = fd;	/* copied into the thief by clone() */
+	pid = clone(steal_thief, stack + sizeof(stack), CLONE_FILES | SIGCHLD,
+		    arg);
+	if (pid < 0)
+		worker_fail(w, "clone(CLONE_FILES)");
+	worker_done(w, 1);
+
+	worker_wait(w, 2);
+	for (i = 0; i < STEAL_FILES; i++) {
+		fd = open("/dev/null", O_RDONLY);
+		if (fd != arg->first + i)
+			worker_fail(w, "open (an fd out of sequence)");
+		while (*stolen <= i) {
+			if (waitpid(pid, NULL, WNOHANG) == pid) {
+				errno = ECHILD;
+				worker_fail(w, "the thief died");
+			}
+			sched_yield();
+		}
+	}
+	worker_done(w, 2);
+
+	worker_wait(w, 3);	/* one table: closing here closes both */
+	for (i = 0; i < STEAL_FILES; i++) {
+		close(arg->first + i);
+		close(STEAL_FD_BASE + i);
+	}
+	worker_done(w, 3);
+	worker_wait(w, 4);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+}
+
+TEST_F_TIMEOUT(concurrency, install_races_another_task_sharing_the_fd_table, 900)
+{
+	struct steal_arg arg = { .thief_cg = self->a };
+	struct abc base, raced, closed;
+	struct worker w, t;
+
+	/* t is only a handshake page: its process is w's clone */
+	memset(&t, 0, sizeof(t));
+	t.shm = mmap(NULL, PAGE_SIZE, PROT_READ | PROT_WRITE,
+		     MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, t.shm);
+	memset((void *)t.shm, 0, PAGE_SIZE);
+	t.pid = -1;
+	arg.thief = &t;
+
+	ASSERT_EQ(0, worker_start(&w, self->c, steal_opener, &arg));
+	ASSERT_STEP(&w, 1);
+	ASSERT_STEP(&t, 1);
+	base = read_abc(self);
+	__atomic_store_n(&t.shm->go, 2, __ATOMIC_RELEASE);
+	ASSERT_STEP(&w, 2);
+	ASSERT_STEP(&t, 2);
+	raced = read_abc(self);
+	ASSERT_STEP(&w, 3);
+	closed.c = slab_settle(self->c, base.c, self->slack);
+	closed.a = slab_unreclaimable(self->a);
+	__atomic_store_n(&t.shm->go, INT_MAX, __ATOMIC_RELEASE);
+	worker_finish(&w);
+
+	ksft_print_msg("%d files taken by a task in a as their opener in c installed them: a %+ld, c %+ld bytes\n",
+		       STEAL_FILES, raced.a - base.a, raced.c - base.c);
+	/* the thief's memcg: never charged */
+	EXPECT_LE(labs(raced.a - base.a), self->slack);
+	/* the opener's: once per file */
+	EXPECT_GE(raced.c - base.c, STEAL_FILES * self->lo);
+	EXPECT_LE(raced.c - base.c, STEAL_FILES * self->hi);
+	EXPECT_LE(labs(closed.c - base.c), self->slack);
+	EXPECT_LE(labs(closed.a - base.a), self->slack);
+	munmap((void *)t.shm, PAGE_SIZE);
 }
 
 /* --- churn while tasks move between memcgs ---------------------------- */
