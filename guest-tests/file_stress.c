@@ -18,7 +18,7 @@
 #include "churn.h"
 
 #define NR_WORKERS		4
-/* Long enough for ~10^5 operations per worker under TCG. */
+/* ~10^4 operations per worker under TCG (see MIN_STRESS_DONE). */
 #define STRESS_SECONDS		5
 /*
  * memory.max of the stressed memcg: the workers' own pages (~100 KiB each)
