@@ -72,10 +72,10 @@
  * the counter and takes it back when it does not fit, so a sample can see
  * up to 64 pages per CPU that were never charged (seen with v1: 184 KiB).
  *
- * Measured on the series v2 (default profile, 2 CPUs, 6 boots, both
+ * Measured on the series v2 (default profile, 2 CPUs, 7 boots, both
  * tests): usage never went above memory.max. Once the openers stopped,
- * memory.current - memory.max was -28 KiB (the reserve) in 11 of 12 runs
- * and -52 KiB in one; memory.peak - memory.max 0 in 11, -28 KiB in one;
+ * memory.current - memory.max was -28 KiB (the reserve) in 13 of 14 runs
+ * and -52 KiB in one; memory.peak - memory.max 0 in 13, -28 KiB in one;
  * the samples at most -28 KiB. Vanilla: peak - max 0, the openers
  * OOM-killed.
  */
