@@ -24,8 +24,11 @@ echo "127.0.0.1 localhost" > /etc/hosts
 if [ ! -b /dev/ram0 ]; then
 	echo "harness: /mnt/scratch: ERROR no /dev/ram0 (CONFIG_BLK_DEV_RAM off?): tmpfs instead, no reclaimable page cache"
 	mount -t tmpfs tmpfs /mnt/scratch
-elif ! err=$(mke2fs -q /dev/ram0 2>&1 && mount -t ext2 /dev/ram0 /mnt/scratch 2>&1); then
-	echo "harness: /mnt/scratch: ERROR ext2 on /dev/ram0 failed ($err): tmpfs instead, no reclaimable page cache"
+elif ! err=$(mke2fs -q /dev/ram0 2>&1 >/dev/null); then
+	echo "harness: /mnt/scratch: ERROR mke2fs /dev/ram0 failed ($err): tmpfs instead, no reclaimable page cache"
+	mount -t tmpfs tmpfs /mnt/scratch
+elif ! err=$(mount -t ext2 /dev/ram0 /mnt/scratch 2>&1); then
+	echo "harness: /mnt/scratch: ERROR $err: tmpfs instead, no reclaimable page cache"
 	mount -t tmpfs tmpfs /mnt/scratch
 fi
 
