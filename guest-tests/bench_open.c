@@ -204,14 +204,16 @@ static double measure(const struct op *op, long *iters)
 	}
 }
 
+/* @setup_err: why the memcg for @cg could not be set up, or NULL. */
 static void run_case(const struct op *op, const char *cg, long iters, int round,
-		     const char *skip)
+		     const char *setup_err)
 {
 	double ns;
 	long hit;
 
-	if (skip) {
-		ksft_test_result_skip("%s.%s: %s\n", op->name, cg, skip);
+	/* an error on the way to a measurement is a failure, not a skip */
+	if (setup_err) {
+		ksft_test_result_fail("%s.%s: %s\n", op->name, cg, setup_err);
 		return;
 	}
 	ns = measure(op, &iters);
@@ -233,11 +235,11 @@ static void run_case(const struct op *op, const char *cg, long iters, int round,
 }
 
 static void run_all(const char *cg, long iters, int round, int near_limit_only,
-		    const char *skip)
+		    const char *setup_err)
 {
 	for (size_t i = 0; i < NOPS; i++)
 		if (!near_limit_only || ops[i].near_limit)
-			run_case(&ops[i], cg, iters, round, skip);
+			run_case(&ops[i], cg, iters, round, setup_err);
 }
 
 static unsigned int count_cases(void)

@@ -24,6 +24,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -62,6 +63,26 @@ static inline long stat_slack(void)
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 
 	return (2 * (cpus > 0 ? cpus : 1) + 1) * PAGE_SIZE;
+}
+
+/*
+ * Evidence for a skip: a kernel feature is absent when the file it creates
+ * in /proc or /sys is (ENOENT); any other error reaching it is a failure.
+ */
+static inline bool path_absent(const char *path)
+{
+	return access(path, F_OK) && errno == ENOENT;
+}
+
+/* Whether the running kernel's release (uname -r) is before @major.@minor. */
+static inline bool kernel_older_than(int major, int minor)
+{
+	struct utsname u;
+	int ma = 0, mi = 0;
+
+	if (uname(&u) || sscanf(u.release, "%d.%d", &ma, &mi) != 2)
+		return false;
+	return ma < major || (ma == major && mi < minor);
 }
 
 /* How long charges freed from RCU callbacks or workqueues may take. */

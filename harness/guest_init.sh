@@ -17,9 +17,18 @@ ip link set lo up 2>/dev/null
 mkdir -p /etc
 echo "127.0.0.1 localhost" > /etc/hosts
 # ext2 on a ramdisk: clean page cache that reclaim can drop (tmpfs can't).
-if [ -b /dev/ram0 ] && mke2fs -q /dev/ram0 >/dev/null 2>&1; then
-	mount -t ext2 /dev/ram0 /mnt/scratch
-else
+# Each program runs in /mnt/scratch/<name>; file_charge's
+# open_reclaims_page_cache and test_memcontrol's page cache tests need it
+# there. Without it they fail (or skip, when the kernel has no brd), and
+# this line says why; tmpfs keeps the other tests' cwd writable.
+if [ ! -b /dev/ram0 ]; then
+	echo "harness: /mnt/scratch: ERROR no /dev/ram0 (CONFIG_BLK_DEV_RAM off?): tmpfs instead, no reclaimable page cache"
+	mount -t tmpfs tmpfs /mnt/scratch
+elif ! err=$(mke2fs -q /dev/ram0 2>&1 >/dev/null); then
+	echo "harness: /mnt/scratch: ERROR mke2fs /dev/ram0 failed ($err): tmpfs instead, no reclaimable page cache"
+	mount -t tmpfs tmpfs /mnt/scratch
+elif ! err=$(mount -t ext2 /dev/ram0 /mnt/scratch 2>&1); then
+	echo "harness: /mnt/scratch: ERROR $err: tmpfs instead, no reclaimable page cache"
 	mount -t tmpfs tmpfs /mnt/scratch
 fi
 
