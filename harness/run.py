@@ -91,6 +91,14 @@ def build_kernel(req: Request, rec: RunRecord) -> KernelImage:
              else "", patches=[p.name for p in series.patches])
     rec.stage("source", "pass", t.seconds.get("source", 0.0))
     state = images.state(src.base, series, frags, target, base_config(req))
+    # A kept image of exactly this state needs neither the tree nor the build
+    # directory: reusing it must not wait behind another run's build (say, a
+    # 25-minute distro kernel in the same source tree). A build replaces
+    # image.json last and removes it first, so a half-written image never
+    # matches.
+    kept, _ = images.find(req, state)
+    if kept:
+        return _reuse(req, rec, kept)
     lock = (nullcontext() if req.tree_locked
             else locked(tree_lock_path(req), "the kernel tree and build directory"))
     with lock:
@@ -169,13 +177,16 @@ def build_kernel(req: Request, rec: RunRecord) -> KernelImage:
         # file it under the new fragments (its state says the old).
         idir = bdir / "images" / req.kernel
         idir.mkdir(parents=True, exist_ok=True)
+        (idir / "image.json").unlink(missing_ok=True)
         image = idir / res.image.name
         shutil.copyfile(res.image, image)
         shutil.copyfile(bdir / ".config", idir / "config")
         # Its symbols (and debug info, if any) decode this kernel's splats.
         shutil.copyfile(bdir / "vmlinux", idir / "vmlinux")
         info["vmlinux"] = str(idir / "vmlinux")
-        (idir / "image.json").write_text(json.dumps(info, indent=2))
+        tmp = idir / "image.json.tmp"
+        tmp.write_text(json.dumps(info, indent=2))
+        tmp.replace(idir / "image.json")
     return KernelImage(image, info, res.warnings)
 
 

@@ -64,3 +64,31 @@ def test_what_changed_names_the_files_when_the_image_kept_them():
         f"series: {'s' * 12} -> none (the base alone) (2 -> 3 patches)"]
     assert images.changed({}, STATE) == [
         "state: not recorded (an image from before states were kept)"]
+
+
+def test_a_current_image_is_reused_while_another_run_holds_the_tree(tmp_path, monkeypatch):
+    # Another run building another config of the same source tree (a distro
+    # kernel takes 25 minutes) must not hold up a run whose image is current.
+    import fcntl
+    import os
+    import signal
+
+    from harness.source import SourceTree
+
+    req = _kept(tmp_path, monkeypatch, STATE)
+    monkeypatch.setattr(run, "prepare_source", lambda cfg, cache: SourceTree(
+        tmp_path / "tree", STATE["base"], "k", "test tree", "6.12"))
+    monkeypatch.setattr(images, "state", lambda *a, **kw: dict(STATE))
+    lock = run.tree_lock_path(req)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # flock: another open file description blocks on it
+    old = signal.signal(signal.SIGALRM, lambda *a: (_ for _ in ()).throw(TimeoutError))
+    signal.alarm(10)
+    try:
+        img = run.build_kernel(req, RunRecord(tmp_path / "results", "t"))
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+        os.close(fd)
+    assert img.info["state"] == STATE
