@@ -93,6 +93,12 @@ class Mismatch:
     leaf: TestResult  # the program node itself for a program without subtests
     flaky: str  # the declared reason it may fail by chance, or ""
 
+    @property
+    def name(self) -> str:
+        """"prog/test", or "prog" for the program itself (as ktap.walk names it)."""
+        return self.program if self.leaf.name == self.program and not self.leaf.children \
+            else f"{self.program}/{self.leaf.name}"
+
 
 @dataclass
 class Verdict:
@@ -146,7 +152,7 @@ class Verdict:
         if not self.guest_started:
             out.append(f"the guest never started the tests ({self.end})")
         out += [f"kunit/{leaf.name}: {leaf.status.name}" for leaf in self.kunit_failed]
-        out += [f"{_name(m)}: {m.leaf.status.name}" + (f" ({m.leaf.reason})" if m.leaf.reason
+        out += [f"{m.name}: {m.leaf.status.name}" + (f" ({m.leaf.reason})" if m.leaf.reason
                                                        else "") for m in self.mismatches]
         out += self.undecided
         if self.guest_started and self.end != "done":
@@ -170,11 +176,6 @@ class Verdict:
                 or not self.mismatches or not all(m.flaky for m in self.mismatches)):
             return []
         return sorted({m.program for m in self.mismatches})
-
-
-def _name(m: Mismatch) -> str:
-    return m.program if m.leaf.name == m.program and not m.leaf.children else (
-        f"{m.program}/{m.leaf.name}")
 
 
 # --- a test against its declaration ---------------------------------------------------------

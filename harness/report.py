@@ -46,7 +46,11 @@ def emit(rec: RunRecord, verdict: Verdict, kernel: str) -> int:
     rec.data.update(tests=data.get("tests", []), counts=data.get("counts", {}),
                     splats=data.get("splats", []), mismatches=len(verdict.mismatches),
                     flaky=sorted(verdict.retried), infra_errors=list(verdict.errors),
-                    reasons=verdict.reasons)
+                    reasons=verdict.reasons,
+                    # What disagreed with its declaration, and whether that
+                    # test is declared flaky (only those may be retried).
+                    unexpected=[{"name": f"guest/{m.name}", "status": m.leaf.status.value,
+                                 "flaky": m.flaky} for m in verdict.mismatches])
     rec.path("junit.xml").write_text(to_junit(root, f"harness.{kernel}", splats))
     summary = summarize(verdict, outcome, kernel)
     if code != EXIT_OK and (line := reproduce.record(rec.data)):
