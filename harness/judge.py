@@ -314,7 +314,11 @@ def _running_when(console: Console) -> list[tuple[splat.Splat, list[str]]]:
             continue
         if text.startswith(GUEST_DONE):
             break
-        indent, kind, name = ktap.line_kind(text)
+        try:
+            indent, kind, name = ktap.line_kind(text)
+        except Exception as e:  # noqa: BLE001 - the parser failed here too: infrastructure
+            console.errors.append(f"splat attribution, console line {i + 1}: {e!r}")
+            continue
         if doc_indent is None:
             doc_indent = indent if kind == "version" else None
             continue
