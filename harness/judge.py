@@ -96,8 +96,8 @@ class Mismatch:
     @property
     def name(self) -> str:
         """"prog/test", or "prog" for the program itself (as ktap.walk names it)."""
-        return self.program if self.leaf.name == self.program and not self.leaf.children \
-            else f"{self.program}/{self.leaf.name}"
+        return self.program if self.leaf.name == self.program else (
+            f"{self.program}/{self.leaf.name}")
 
 
 @dataclass
@@ -268,11 +268,20 @@ def _judge_program(prog: str, node: TestResult, table: expectations.Table,
         exp = expectations.lookup(table, prog, leaf.name)
         if not _judge_leaf(leaf, exp, policy.kernels):
             mismatches.append(Mismatch(prog, leaf, exp.flaky))
-    if node.status in (Status.TIMEOUT, Status.CRASHED, Status.ERROR):
-        mismatches.append(Mismatch(prog, node, ""))  # after its last case
+    # The program failing where none of its tests shows it (a hang or crash
+    # after its last case, an error exit): a test of its own in every output.
+    why = ""
+    if node.status in (Status.TIMEOUT, Status.CRASHED, Status.ERROR) and not any(
+            x.status in FAILING for x in leaves(node)):
+        why = f"the program ended {node.status.name} after its last test"
     elif node.status == Status.FAIL and all(x.status in _RAN_CLEAN for x in leaves(node)):
-        node.reason = f"every test passed, but the program ended with {node.directive!r}"
-        mismatches.append(Mismatch(prog, node, ""))
+        why = "every test passed, but the program failed"
+    if why:
+        leaf = _outside_tests(node)
+        leaf.status = node.status
+        leaf.reason = why + (f" ({node.reason})" if node.reason else "")
+        leaf.log = list(node.log[-LOG_LINES:])
+        mismatches.append(Mismatch(prog, leaf, ""))
     return mismatches, []
 
 
@@ -358,10 +367,15 @@ def _blame(guest: TestResult, s: splat.Splat, names: list[str]) -> None:
     node.log = [*node.log, f"--- {why} ---", *s.lines]
 
 
+OUTSIDE = "(outside its tests)"  # a program's own leaf, for what no test case reported
+LOG_LINES = 40  # of a program's output, for a failure outside its tests
+
+
 def _outside_tests(prog: TestResult) -> TestResult:
-    leaf = TestResult(name="(outside its tests)", status=Status.PASS,
-                      number=len(prog.children) + 1)
-    prog.children.append(leaf)
+    leaf = next((c for c in prog.children if c.name == OUTSIDE), None)
+    if leaf is None:
+        leaf = TestResult(name=OUTSIDE, status=Status.PASS, number=len(prog.children) + 1)
+        prog.children.append(leaf)
     return leaf
 
 

@@ -82,12 +82,10 @@ def decode_splats(rec: RunRecord, splats: list[splat.Splat]) -> None:
 
 def summarize(verdict: Verdict, outcome: BootOutcome, kernel: str) -> str:
     root, splats, retried = verdict.root, verdict.splats, verdict.retried
-    blamed = {id(m.leaf) for m in verdict.mismatches}
     out = []
     for top in root.children:
         for node in top.children:
-            out.append(f"  {_mark(node.status)} {top.name}/{node.name}"
-                       + (f": {node.reason}" if node.children and id(node) in blamed else ""))
+            out.append(f"  {_mark(node.status)} {top.name}/{node.name}")
             for leaf in judging.leaves(node):
                 if leaf is node:
                     continue

@@ -126,8 +126,15 @@ def test_a_program_that_fails_although_every_case_passed_fails(tmp_path):
     code, rec = _run(tmp_path, ["  # Subtest: prog", "  1..1", "  ok 1 t",
                                 "not ok 1 prog # exit code 1"])
     assert code == EXIT_TEST_FAILURE
-    assert "every test passed, but the program ended with 'exit code 1'" in " ".join(
-        rec.data["reasons"])
+    outside = "guest/prog/(outside its tests)"
+    assert _statuses(rec)[outside] == "FAIL"
+    assert _reasons(rec)[outside] == "every test passed, but the program failed (exit code 1)"
+    # A program that hangs after its last case: TIMEOUT, in every output.
+    code, rec = _run(tmp_path, ["  # Subtest: prog", "  1..1", "  ok 1 t",
+                                "not ok 1 prog # TIMEOUT after 300s"])
+    assert code == EXIT_TEST_FAILURE and _statuses(rec)[outside] == "TIMEOUT"
+    assert "[TIMEOUT] (outside its tests): the program ended TIMEOUT" in (
+        rec.dir / "summary.txt").read_text()
 
 
 # --- detectors that fail --------------------------------------------------------------------
