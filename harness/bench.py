@@ -35,13 +35,12 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
-from harness import expectations, printer, run
+from harness import expectations, images, printer, run
 from harness import judge as judging
 from harness.boot import BootOutcome, boot, strip_timestamp
 from harness.errors import EXIT_INFRA, EXIT_OK, EXIT_TEST_FAILURE, ConfigError
-from harness.profile import Profile, cache_dir, project_path
+from harness.profile import Profile, cache_dir
 from harness.results import RunRecord
-from harness.series import read_series
 
 PROGRAM = "bench_open"
 SCALE_PROGRAM = "bench_scale"
@@ -628,8 +627,8 @@ class Options:
         return ("vanilla",) if self.vanilla_only else KERNELS
 
 
-def configure(prof: Profile, opts: Options) -> None:
-    """Turn a profile into the benchmark's: one CPU, icount unless --wallclock;
+def configure(prof: Profile, opts: Options) -> Profile:
+    """The benchmark's profile made from PROF: one CPU, icount unless --wallclock;
     --scale: opts.smp CPUs, wall clock."""
     if not prof.series and not opts.vanilla_only:
         raise ConfigError("harness bench compares the base with the series, "
@@ -637,16 +636,13 @@ def configure(prof: Profile, opts: Options) -> None:
     if opts.repeat < 1 or opts.iters < 1 or (opts.rounds or 0) < 1:
         raise ConfigError("--repeat, --iters and --rounds must be at least 1")
     if opts.scale:
-        _configure_scale(prof, opts)
-        return
-    prof.tests = [PROGRAM]
-    prof.qemu.smp = 1  # guest time is per-vCPU instructions only with one vCPU
-    if opts.wallclock:
-        prof.qemu.icount = False
-    else:
+        return _configure_scale(prof, opts)
+    # One vCPU: guest time is per-vCPU instructions only with one vCPU.
+    qemu = replace(prof.qemu, smp=1, icount=False)
+    if not opts.wallclock:
         if prof.qemu.accel == "kvm":
             raise ConfigError("icount needs TCG; use --wallclock to measure with KVM")
-        prof.qemu.accel, prof.qemu.icount = "tcg", True
+        qemu = replace(qemu, accel="tcg", icount=True)
     # Unknown NAME=value boot parameters end up in init's environment.
     extra = [f"BENCH_ITERS={opts.iters}", f"BENCH_ROUNDS={opts.rounds}"]
     if opts.root_offline:
@@ -656,25 +652,25 @@ def configure(prof: Profile, opts: Options) -> None:
         # time, which under icount costs ~40 s of host time per boot; the PIT
         # as the tick (one CPU) adds ~0.05 % to the figures, the same on both kernels.
         extra.append("noapictimer")
-    prof.qemu.cmdline = [*prof.qemu.cmdline, *extra]
+    return replace(prof, tests=[PROGRAM], qemu=replace(qemu, cmdline=[*qemu.cmdline, *extra]))
 
 
-def _configure_scale(prof: Profile, opts: Options) -> None:
+def _configure_scale(prof: Profile, opts: Options) -> Profile:
     if opts.smp < 1 or opts.seconds <= 0:
         raise ConfigError("--smp must be at least 1 and --seconds positive")
-    prof.tests = [SCALE_PROGRAM]
-    prof.qemu.smp = opts.smp
     # Wall clock: KVM where it works (profile accel auto), else TCG, which
     # qemu.py runs multi-threaded for an SMP guest (see _multi_threaded).
-    prof.qemu.icount = False
+    qemu = replace(prof.qemu, smp=opts.smp, icount=False,
+                   cmdline=[*prof.qemu.cmdline, f"BENCH_SECONDS={opts.seconds:g}",
+                            f"BENCH_WARMUP_MS={SCALE_WARMUP_MS}"])
     # Each of 2 cgroups x 5 cases x N = 1..smp takes seconds + warm-up + fork
     # and reap; three times that, for a slow TCG guest on a loaded host.
     cases = len(SCALE_CGROUPS) * len(SCALE_CASES) * opts.smp
     budget = int(cases * (opts.seconds + SCALE_WARMUP_MS / 1000 + 2) * 3) + 120
-    prof.timeouts.per_test = max(prof.timeouts.per_test, budget)
-    prof.timeouts.run = max(prof.timeouts.run, prof.timeouts.per_test + 600)
-    prof.qemu.cmdline = [*prof.qemu.cmdline, f"BENCH_SECONDS={opts.seconds:g}",
-                         f"BENCH_WARMUP_MS={SCALE_WARMUP_MS}"]
+    per_test = max(prof.timeouts.per_test, budget)
+    timeouts = replace(prof.timeouts, per_test=per_test,
+                       run=max(prof.timeouts.run, per_test + 600))
+    return replace(prof, tests=[SCALE_PROGRAM], qemu=qemu, timeouts=timeouts)
 
 
 def _multi_threaded(cmd: list[str], smp: int) -> list[str]:
@@ -689,23 +685,12 @@ def _multi_threaded(cmd: list[str], smp: int) -> list[str]:
 
 
 def up_to_date(req: run.Request) -> run.KernelImage | None:
-    """The kernel's last image if it was built from this base and series.
-
-    The build directory is per source tarball and config fragments, so only
-    the series can differ; a user's --source tree can move, so it always builds.
-    Switching the shared tree between kernels that touch headers like
-    include/linux/file.h recompiles much of the kernel: worth avoiding.
-    """
-    if req.profile.source.path:
-        return None
-    try:
-        img = run.last_image(req)
-    except ConfigError:
-        return None
-    series = read_series(None if req.kernel == "vanilla"
-                         else project_path(req.profile.series))
-    want = series.digest() if series.patches else ""
-    return img if img.image.is_file() and img.info.get("series_hash", "") == want else None
+    """The kernel's kept image if it was built from the current base, series, config
+    fragments and compiler: the one rule of harness/images.py. Switching the shared
+    tree between kernels that touch headers like include/linux/file.h recompiles
+    much of the kernel: worth avoiding, but never by measuring another config."""
+    img, _ = images.find(req, *images.current(req))
+    return img
 
 
 def _boot_problems(outcome: BootOutcome, samples: list[Any], program: str = PROGRAM,
@@ -743,6 +728,7 @@ def _images(base: run.Request, opts: Options, rec: RunRecord
     reqs = {k: replace(base, no_series=(k == "vanilla")) for k in opts.kernels}
     built: dict[str, bool] = {}
     for k, req in reqs.items():
+        # never: the kept image as it is (last_image warns with what changed).
         img = run.last_image(req) if opts.build == "never" else (
             up_to_date(req) if opts.build == "auto" else None)
         built[k] = img is None
@@ -754,8 +740,6 @@ def _images(base: run.Request, opts: Options, rec: RunRecord
                 stages[f"{name}.{k}"] = stages.pop(name)
             rec.save()
         else:
-            if opts.build == "never" and not up_to_date(req):
-                printer.warn(f"the last {k} image was not built from the current series")
             printer.stage(f"Reusing the {k} kernel built {img.info.get('built_at', '?')} "
                           f"({img.image}); --rebuild builds it again")
         images[k] = img

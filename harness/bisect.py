@@ -23,9 +23,10 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import traceback
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import harness
@@ -33,6 +34,7 @@ from harness import printer, run, step
 from harness.errors import (
     EXIT_BUILD,
     EXIT_INFRA,
+    EXIT_INTERNAL,
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_TEST_FAILURE,
@@ -48,7 +50,6 @@ from harness.source import prepare_source
 
 GOOD, BAD, SKIP, ABORT = 0, 1, 125, 255
 LOCK_ENV = "HARNESS_TREE_LOCKED"
-EXIT_INTERNAL = 255  # a bug in the harness (an uncaught exception), not a harness exit code
 STEP_LABEL = "bisect"  # images/bisect/: a bisect never overwrites the series image
 _GIT_WORD = {GOOD: "good", BAD: "bad", SKIP: "skip"}
 _LOG_COMMIT = re.compile(r"^# (first bad commit|possible first bad commit): \[([0-9a-f]{40})\] "
@@ -103,8 +104,8 @@ def run_step(state_path: Path) -> int:
     """Build, boot and judge HEAD of the tree; record it; return a harness exit code."""
     state: StepState = pickle.loads(state_path.read_bytes())
     printer.verbose = state.verbose
-    req = state.request
-    req.tree_locked = os.environ.get(LOCK_ENV) == str(run.tree_lock_path(req))
+    req = replace(state.request, tree_locked=os.environ.get(LOCK_ENV)
+                  == str(run.tree_lock_path(state.request)))
     if not req.tree_locked:
         printer.warn(f"{LOCK_ENV} is not set: not run by harness bisect, taking the tree lock")
     n = len(_step_dirs(state.steps_dir)) + 1
@@ -129,12 +130,13 @@ def run_step(state_path: Path) -> int:
         printer.error(message)
     except KeyboardInterrupt:
         code, message = EXIT_INTERRUPTED, "interrupted"
-    except Exception:  # a bug: abort the bisect rather than call the commit bad
+    except Exception as e:  # a bug: abort the bisect rather than call the commit bad
         message = traceback.format_exc()
         printer.error(f"internal error:\n{message}")
+        rec.internal_error(EXIT_INTERNAL, e)
     finally:
-        rec.finish("pass" if code == EXIT_OK else "fail", code, message, times=asdict(times),
-                   git=bisect_exit(code))
+        rec.finish("pass" if code == EXIT_OK else "error" if code == EXIT_INTERNAL else "fail",
+                   code, message, times=asdict(times), git=bisect_exit(code))
         printer.info(_times_line(times))
     return code
 
@@ -189,8 +191,9 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 def drive(repo: Path, good: str, bad: str, cmd: list[str], env: dict[str, str],
-          log_path: Path) -> Outcome:
-    """git bisect start BAD GOOD; git bisect run CMD; always git bisect reset."""
+          log_path: Path, timeout: float | None = None) -> Outcome:
+    """git bisect start BAD GOOD; git bisect run CMD (ended after TIMEOUT seconds);
+    always git bisect reset."""
     if (repo / ".git" / "BISECT_START").exists():
         printer.warn(f"a bisect left behind in {repo} (a killed run?): resetting it")
         git(repo, "bisect", "reset", check=False)
@@ -211,6 +214,12 @@ def drive(repo: Path, good: str, bad: str, cmd: list[str], env: dict[str, str],
                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                         text=True, errors="replace", env=env,
                                         start_new_session=True)
+                # Each step has its own build and boot timeouts; this bounds the
+                # whole run too (a step that hangs outside them is ended).
+                watchdog = threading.Timer(timeout, _stop, [proc]) if timeout else None
+                if watchdog:
+                    watchdog.daemon = True
+                    watchdog.start()
                 try:
                     assert proc.stdout
                     for line in proc.stdout:
@@ -222,6 +231,9 @@ def drive(repo: Path, good: str, bad: str, cmd: list[str], env: dict[str, str],
                 except BaseException:
                     _stop(proc)
                     raise
+                finally:
+                    if watchdog:
+                        watchdog.cancel()
         text = git(repo, "bisect", "log", check=False).stdout
     finally:
         git(repo, "bisect", "reset", check=False)
@@ -313,7 +325,11 @@ def run_bisect(req: run.Request, breq: BisectRequest, rec: RunRecord) -> int:
         cmd = [sys.executable, "-m", "harness", "_bisect-step", str(state)]
         printer.stage(f"Bisecting {good[:12]} ({breq.good}, good) .. {bad[:12]} ({breq.bad}, "
                       f"bad) in {repo}: {describe(jd)}")
-        outcome = drive(repo, good, bad, cmd, env, rec.path("bisect-run.log"))
+        # Every commit between good and bad may be tested (skips), each within
+        # its build and boot timeouts.
+        count = len(git(repo, "rev-list", f"{good}..{bad}").stdout.split())
+        budget = (count + 1) * (req.profile.timeouts.build + req.profile.timeouts.run + 300)
+        outcome = drive(repo, good, bad, cmd, env, rec.path("bisect-run.log"), budget)
     rec.path("bisect.log").write_text(outcome.log)
     steps = read_steps(steps_dir)
     code = exit_code(outcome, steps)
@@ -343,7 +359,7 @@ def exit_code(outcome: Outcome, steps: list[dict]) -> int:
     codes = [s.get("exit_code", EXIT_INFRA) for s in steps]
     aborted = [c for c in codes if bisect_exit(c) == ABORT]
     if aborted:
-        return EXIT_INFRA if aborted[-1] == EXIT_INTERNAL else aborted[-1]
+        return aborted[-1]  # a step's internal error (70) is the bisect's
     skipped = [c for c in codes if bisect_exit(c) == SKIP]
     return max(skipped, default=EXIT_INFRA)
 

@@ -10,11 +10,14 @@ import shlex
 import signal
 import sys
 import time
+import traceback
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from harness import matrix, printer, reproduce, run
-from harness.errors import EXIT_INTERRUPTED, EXIT_OK, ConfigError, HarnessError
+from harness.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, ConfigError, HarnessError
 from harness.expectations import KERNELS
 from harness.profile import Profile, load_profile, project_path
 from harness.results import RunRecord
@@ -36,12 +39,13 @@ flags override it. `harness COMMAND --help` lists a command's flags.
 
 exit codes: 0 every test as expected and no kernel splat; 1 a test failure or a
 kernel splat; 2 usage or configuration error (incl. a patch that does not
-apply); 3 build failure; 4 boot or infrastructure failure; 130 interrupted."""
+apply); 3 build failure; 4 boot or infrastructure failure; 70 internal error (a
+bug in the harness: traceback.txt in the results); 130 interrupted."""
 
 # `harness --help` lists the commands in data-flow order: make an image, use it,
 # then the commands that repeat that over kernels, patches, commits or a matrix.
 COMMAND_ORDER = ["build", "boot", "ssh", "test", "build-and-test", "matrix", "bench",
-                 "patchcheck", "bisect", "nightly"]
+                 "patchcheck", "bisect", "nightly", "clean"]
 
 
 def _sigterm(signum: int, frame: object) -> None:
@@ -83,35 +87,37 @@ def _add_boot(p: argparse.ArgumentParser) -> None:
 
 
 def profile_from_args(args: argparse.Namespace) -> Profile:
+    """The profile with the command line's overrides (a new Profile: they are frozen)."""
     prof = load_profile(args.profile)
+    source = prof.source
     if args.source:
-        prof.source.path = str(Path(args.source).resolve())
+        source = replace(source, path=str(Path(args.source).resolve()))
     if args.rev:
-        prof.source.rev = args.rev
+        source = replace(source, rev=args.rev)
+    top: dict[str, Any] = {
+        "source": source, "fragments": [*prof.fragments,
+                                        *(str(Path(f).resolve()) for f in args.fragment)]}
     if args.series:
-        prof.series = str(Path(args.series).resolve())
-    prof.fragments += [str(Path(f).resolve()) for f in args.fragment]
+        top["series"] = str(Path(args.series).resolve())
     if getattr(args, "arch", None):
-        prof.arch = args.arch
+        top["arch"] = args.arch
     if getattr(args, "cc", None):
-        prof.cc = args.cc
+        top["cc"] = args.cc
     if getattr(args, "tests", None):
-        prof.tests = [t for t in args.tests.split(",") if t]
+        top["tests"] = [t for t in args.tests.split(",") if t]
     if getattr(args, "guest_tests", None):
-        prof.guest_tests = str(Path(args.guest_tests).resolve())
-        prof.expectations = str(Path(args.guest_tests).resolve() / "expectations.yaml")
-    for attr, target in (("accel", "accel"), ("memory", "memory"), ("smp", "smp")):
-        val = getattr(args, attr, None)
-        if val:
-            setattr(prof.qemu, target, val)
+        top["guest_tests"] = str(Path(args.guest_tests).resolve())
+        top["expectations"] = str(Path(args.guest_tests).resolve() / "expectations.yaml")
+    qemu = {key: getattr(args, attr) for attr, key in
+            (("accel", "accel"), ("memory", "memory"), ("smp", "smp"))
+            if getattr(args, attr, None)}
     if getattr(args, "icount", False):
-        prof.qemu.icount = True
-    for attr, target in (("timeout", "run"), ("silence_timeout", "silence"),
-                         ("per_test_timeout", "per_test")):
-        val = getattr(args, attr, None)
-        if val:
-            setattr(prof.timeouts, target, val)
-    return prof
+        qemu["icount"] = True
+    timeouts = {key: getattr(args, attr) for attr, key in
+                (("timeout", "run"), ("silence_timeout", "silence"),
+                 ("per_test_timeout", "per_test")) if getattr(args, attr, None)}
+    return replace(prof, **top, qemu=replace(prof.qemu, **qemu),
+                   timeouts=replace(prof.timeouts, **timeouts))
 
 
 def request_from_args(args: argparse.Namespace, interactive: bool = False) -> run.Request:
@@ -119,13 +125,13 @@ def request_from_args(args: argparse.Namespace, interactive: bool = False) -> ru
     req = run.Request(profile=prof, profile_name=args.profile, no_series=args.no_series,
                       jobs=args.jobs,
                       results_root=args.results_dir, interactive=interactive)
-    _set_reproducer(args, req)
-    return req
+    return _with_reproducer(args, req)
 
 
-def _set_reproducer(args: argparse.Namespace, req: run.Request) -> None:
-    """The command that reproduces REQ's run from a fresh checkout."""
-    req.reproduce = shlex.join(reproduce.command(args.parser, args, args.command, req.kernel))
+def _with_reproducer(args: argparse.Namespace, req: run.Request) -> run.Request:
+    """REQ with the command that reproduces its run from a fresh checkout."""
+    return replace(req, reproduce=shlex.join(reproduce.command(args.parser, args, args.command,
+                                                               req.kernel)))
 
 
 def _start(req: run.Request, what: str) -> RunRecord:
@@ -164,6 +170,11 @@ def _run(req: run.Request, what: str, body: Callable[[RunRecord], int]) -> int:
         rec.finish("interrupted", EXIT_INTERRUPTED, "interrupted by a signal")
         printer.error(f"interrupted; partial results kept in {rec.dir}")
         return EXIT_INTERRUPTED
+    except Exception as e:  # a bug in the harness is not a verdict on the kernel
+        tb = rec.internal_error(EXIT_INTERNAL, e)
+        printer.error(f"internal error (a bug in the harness, exit {EXIT_INTERNAL}): {e!r}; "
+                      f"traceback in {tb}")
+        return EXIT_INTERNAL
     if rec.data.get("status") == "running":
         rec.finish("pass" if code == EXIT_OK else "fail", code)
     if code != EXIT_OK:  # a test report has its reproducer already; other runs get it here
@@ -188,13 +199,25 @@ def _tester(args: argparse.Namespace) -> Callable[..., int]:
 def cmd_test(args: argparse.Namespace) -> int:
     req = request_from_args(args)
     test = _tester(args)
-    return _run(req, "test", lambda rec: test(req, run.last_image(req), rec))
+
+    def body(rec: RunRecord) -> int:
+        run.preflight(req)
+        # A stale image is never booted silently: what changed is said, then it is
+        # rebuilt, or with --no-build the run is refused.
+        return test(req, run.current_image(req, rec, build=not args.no_build), rec)
+    return _run(req, "test", body)
+
+
+def _build_and_test(req: run.Request, test: Callable[..., int]) -> Callable[[RunRecord], int]:
+    def body(rec: RunRecord) -> int:
+        run.preflight(req)  # bad test names, a missing busybox: before any wait or build
+        return test(req, run.build_kernel(req, rec), rec)
+    return body
 
 
 def cmd_build_and_test(args: argparse.Namespace) -> int:
     req = request_from_args(args)
-    test = _tester(args)
-    return _run(req, "run", lambda rec: test(req, run.build_kernel(req, rec), rec))
+    return _run(req, "run", _build_and_test(req, _tester(args)))
 
 
 def cmd_matrix(args: argparse.Namespace) -> int:
@@ -204,13 +227,10 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     out.mkdir(parents=True)
     codes, data = {}, {}
     for kernel in KERNELS:
-        req = request_from_args(args)
-        req.no_series = kernel == "vanilla"
-        _set_reproducer(args, req)
-        req.results_root = out
+        req = replace(request_from_args(args), no_series=kernel == "vanilla", results_root=out)
+        req = _with_reproducer(args, req)
         printer.stage(f"=== {kernel} kernel ===")
-        codes[kernel] = _run(req, "run", lambda rec, req=req: run.test_kernel(
-            req, run.build_kernel(req, rec), rec))
+        codes[kernel] = _run(req, "run", _build_and_test(req, run.test_kernel))
         if codes[kernel] == EXIT_INTERRUPTED:
             return codes[kernel]
         last = sorted(p for p in out.iterdir() if p.is_dir() and p.name.endswith(kernel))[-1]
@@ -252,7 +272,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
                          vanilla_only=args.no_series, root_offline=args.root_offline,
                          scale=args.scale, smp=args.smp or 2, seconds=args.seconds)
     req = request_from_args(args)
-    bench.configure(req.profile, opts)
+    req = replace(req, profile=bench.configure(req.profile, opts))
     return _run(req, "bench", lambda rec: bench.run_bench(req, opts, rec))
 
 
@@ -339,7 +359,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 title="commands")
     specs = [
         ("build", cmd_build, "apply the series, configure and build the kernel", False),
-        ("test", cmd_test, "boot the last build and run the guest tests", True),
+        ("test", cmd_test, "boot the current build and run the guest tests (an out-of-date "
+         "image is rebuilt first, saying what changed)", True),
         ("build-and-test", cmd_build_and_test, "build, then boot and run the guest tests",
          True),
         ("matrix", cmd_matrix, "build-and-test on vanilla and on the series, side by side",
@@ -363,12 +384,17 @@ def build_parser() -> argparse.ArgumentParser:
             _add_patchcheck(p)
         if name == "bisect":
             _add_bisect(p)
+        if name == "test":
+            p.add_argument("--no-build", action="store_true",
+                           help="refuse to run when the image is out of date (base, series, "
+                           "config fragments or compiler changed) instead of rebuilding it")
         _add_ssh_flags(name, p)
         if name == "boot":
             _add_gdb_flags(p)
         p.set_defaults(func=func, parser=p)
     _add_ssh_command(sub)
     _add_nightly(sub)
+    _add_clean(sub)
     listed = sub._choices_actions  # what --help lists, in registration order
     listed.sort(key=lambda a: COMMAND_ORDER.index(a.dest) if a.dest in COMMAND_ORDER
                 else len(COMMAND_ORDER))
@@ -507,6 +533,24 @@ def _add_nightly(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_nightly)
 
 
+# --- the cache (harness/clean.py) ---
+
+def cmd_clean(args: argparse.Namespace) -> int:
+    from harness import clean
+    return clean.clean(remove_all=args.all, dry_run=args.dry_run)
+
+
+def _add_clean(sub: argparse._SubParsersAction) -> None:
+    help_ = ("disk use per build directory; remove those no profile, target or matrix "
+             "cell refers to any more (a fragment edit orphans ~1.1 GiB)")
+    p = sub.add_parser("clean", help=help_, description=help_)
+    p.add_argument("-n", "--dry-run", action="store_true", help="say what would go, remove nothing")
+    p.add_argument("--all", action="store_true",
+                   help="every build directory, rootfs and tool (not the imported source)")
+    p.add_argument("-v", "--verbose", action="store_true")
+    p.set_defaults(func=cmd_clean)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["_bisect-step"]:  # run by `git bisect run` for harness bisect, not users
@@ -526,3 +570,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         printer.error("interrupted")
         return EXIT_INTERRUPTED
+    except Exception:  # outside a run (no results directory): the traceback on stderr
+        traceback.print_exc()
+        printer.error(f"internal error (a bug in the harness, exit {EXIT_INTERNAL})")
+        return EXIT_INTERNAL

@@ -5,6 +5,8 @@ EXIT_TEST_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_BUILD = 3
 EXIT_INFRA = 4
+# A bug in the harness itself (sysexits.h EX_SOFTWARE), never a verdict on the kernel.
+EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
 
 

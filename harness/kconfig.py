@@ -1,4 +1,5 @@
-"""Stage 3, config: tinyconfig + fragments via merge_config.sh, then a check.
+"""Stage 3, config: a base (tinyconfig, or a distribution's full config) +
+fragments via merge_config.sh, then a check.
 
 Like kunit.py, every option the fragments ask for must survive
 olddefconfig; the ones that don't are named. A symbol the tree's Kconfig
@@ -7,6 +8,7 @@ but is not an error, so one fragment serves the base and the series.
 """
 
 import hashlib
+import lzma
 import os
 import re
 import shutil
@@ -14,12 +16,13 @@ import subprocess
 from pathlib import Path
 
 from harness import printer
-from harness.errors import ConfigError, KconfigError
+from harness.errors import ConfigError, InfraError, KconfigError
 from harness.target import DEFAULT, Target
 
 _LINE = re.compile(r"^(CONFIG_\w+)=(.*)$|^# (CONFIG_\w+) is not set$")
 _ASSIGN = re.compile(r"^\s*([\w.$()-]+)\s*(?:\+=|:=|=)\s*(.*)$")
 _CONFIG_REF = re.compile(r"\$\((CONFIG_\w+)\)")
+CONFIG_TIMEOUT = 600  # seconds, each make/merge_config.sh of the config stage
 
 
 def parse_config(text: str) -> dict[str, str]:
@@ -35,13 +38,26 @@ def parse_config(text: str) -> dict[str, str]:
     return out
 
 
-def fragments_digest(fragments: list[Path], target: Target = DEFAULT) -> str:
-    # The default target hashes as it always did, so existing build
-    # directories stay valid.
+def fragments_digest(fragments: list[Path], target: Target = DEFAULT,
+                     base: Path | None = None) -> str:
+    # The default target on tinyconfig hashes as it always did, so existing
+    # build directories stay valid.
     h = hashlib.sha256(target.name.encode())
+    if base is not None:
+        h.update(b"base:" + read_base(base))
     for f in fragments:
         h.update(f.read_bytes())
     return h.hexdigest()[:12]
+
+
+def read_base(base: Path) -> bytes:
+    """A full base config (Debian ships them xz-compressed in linux-config-6.12)."""
+    if not base.is_file():
+        raise ConfigError(f"base config not found: {base}"
+                          + ("\n    Install it with: sudo apt-get install linux-config-6.12"
+                             if "linux-config-" in str(base) else ""))
+    data = base.read_bytes()
+    return lzma.decompress(data) if base.suffix == ".xz" else data
 
 
 def kconfig_symbols(tree: Path) -> set[str]:
@@ -76,26 +92,39 @@ def check_fragments(requested: dict[str, str], final: dict[str, str],
 def _run(cmd: list[str], cwd: Path, log) -> None:
     log.write(f"$ {' '.join(cmd)}\n")
     log.flush()
-    proc = subprocess.run(cmd, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, text=True)
+    try:  # tinyconfig, a merge, olddefconfig: seconds each
+        proc = subprocess.run(cmd, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, text=True,
+                              timeout=CONFIG_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        raise InfraError(f"{' '.join(cmd[:3])} ... timed out after {CONFIG_TIMEOUT}s; "
+                         f"see {log.name}") from None
     if proc.returncode != 0:
         raise KconfigError(f"{' '.join(cmd[:3])} ... failed (exit {proc.returncode}); "
                            f"see {log.name}")
 
 
-def config_key(tree: Path, fragments: list[Path], target: Target = DEFAULT) -> str:
-    """What the resulting .config depends on: the target, the fragments and
-    every Kconfig file of the checked-out tree (by blob id, from git's index: fast)."""
-    h = hashlib.sha256(fragments_digest(fragments, target).encode())
-    proc = subprocess.run(["git", "-C", str(tree), "ls-files", "-s", "--", "*Kconfig*"],
-                          capture_output=True, text=True)
-    h.update(proc.stdout.encode() if proc.returncode == 0 else os.urandom(8))
+def config_key(tree: Path, fragments: list[Path], target: Target = DEFAULT,
+               base: Path | None = None) -> str:
+    """What the resulting .config depends on: the target, the base, the fragments
+    and every Kconfig file of the checked-out tree (by blob id, from git's index: fast)."""
+    h = hashlib.sha256(fragments_digest(fragments, target, base).encode())
+    try:
+        proc = subprocess.run(["git", "-C", str(tree), "ls-files", "-s", "--", "*Kconfig*"],
+                              capture_output=True, text=True, timeout=120)
+        h.update(proc.stdout.encode() if proc.returncode == 0 else os.urandom(8))
+    except subprocess.TimeoutExpired:
+        h.update(os.urandom(8))  # unknown: configure again
     return h.hexdigest()
 
 
 def configure(tree: Path, build_dir: Path, fragments: list[Path], log,
-              target: Target = DEFAULT) -> bool:
+              target: Target = DEFAULT, base: Path | None = None) -> bool:
     """Write BUILD_DIR/.config; return False when it was already up to date.
 
+    The base is tinyconfig, or BASE: a full config such as Debian's, whose
+    every option is taken as it is except what the fragments override (only
+    the fragments' options are checked: a distribution config names
+    toolchain-dependent values that never survive on another compiler).
     Generating a config costs ~20 s (tinyconfig, merge, olddefconfig): more
     than an incremental make. Skip it when neither the fragments nor any
     Kconfig file changed since the last time.
@@ -103,14 +132,18 @@ def configure(tree: Path, build_dir: Path, fragments: list[Path], log,
     for f in fragments:
         if not f.is_file():
             raise ConfigError(f"config fragment not found: {f}")
-    key = config_key(tree, fragments, target)
+    key = config_key(tree, fragments, target, base)
     stamp = build_dir / ".harness-config-key"
     if (build_dir / ".config").exists() and stamp.exists() and stamp.read_text() == key:
         return False
     scratch = build_dir / ".harness-kconfig"
     scratch.mkdir(parents=True, exist_ok=True)
     make = ["make", "-s", *target.make_vars(), f"O={scratch}"]
-    _run([*make, "tinyconfig"], tree, log)
+    if base is None:
+        _run([*make, "tinyconfig"], tree, log)
+    else:
+        log.write(f"base config: {base}\n")
+        (scratch / ".config").write_bytes(read_base(base))
     _run([str(tree / "scripts/kconfig/merge_config.sh"), "-m", "-O", str(scratch),
           str(scratch / ".config"), *map(str, fragments)], tree, log)
     _run([*make, "olddefconfig"], tree, log)

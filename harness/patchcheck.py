@@ -39,7 +39,14 @@ from harness.gitutil import git, rev_parse
 from harness.lock import locked
 from harness.profile import cache_dir, project_path
 from harness.results import RunRecord
-from harness.series import Series, _am_failure_details, apply_series, read_series
+from harness.series import (
+    Patch,
+    Series,
+    _am_failure_details,
+    apply_patch,
+    apply_series,
+    read_series,
+)
 from harness.source import prepare_source
 
 DEPTHS = ("objects", "build", "boot", "test")
@@ -219,16 +226,16 @@ def _judge_for(depth: str, last: bool) -> step.Judge:
     return step.Judge(None, kernels=("series",) if last else ("vanilla", "series"))
 
 
-def check_patch(req: run.Request, repo: Path, patch: Path, row: Row, depth: str, last: bool,
+def check_patch(req: run.Request, repo: Path, patch: Patch, row: Row, depth: str, last: bool,
                 rec: RunRecord, checkpatch: bool = True) -> bool:
     """Fill ROW for PATCH on top of the current HEAD; False when it does not apply."""
-    text = patch.read_text(errors="replace")
+    text = patch.path.read_text(errors="replace")
     files = touched_files(text)
-    rec.meta(patch=str(patch), touched=files)
+    rec.meta(patch=str(patch.path), patch_name=patch.name, touched=files)
     t0 = time.monotonic()
     try:
         if checkpatch:
-            row.checkpatch = run_checkpatch(repo, patch, rec.path("checkpatch.log"))
+            row.checkpatch = run_checkpatch(repo, patch.path, rec.path("checkpatch.log"))
         if row.checkpatch and not row.checkpatch.ok:
             row.fail(EXIT_TEST_FAILURE, f"checkpatch: {row.checkpatch.errors} errors, "
                      f"{row.checkpatch.warnings} warnings")
@@ -258,8 +265,7 @@ def check_patch(req: run.Request, repo: Path, patch: Path, row: Row, depth: str,
                          f"{str(e).splitlines()[0]}")
     row.times["baseline"] = base.build
 
-    am = git(repo, "am", "-q", "-3", "--committer-date-is-author-date", str(patch.resolve()),
-             check=False)
+    am = apply_patch(repo, patch)
     if am.returncode != 0:
         git(repo, "am", "--abort", check=False)
         row.fail(EXIT_USAGE, f"does not apply: {_am_failure_details(am.stdout + am.stderr)}")
@@ -353,7 +359,7 @@ def check_series(req: run.Request, depth: str, rec: RunRecord, start: int = 1,
         apply_series(repo, src.base, Series(series.path, series.patches[:start - 1]))
         for row, patch in zip(rows, series.patches[start - 1:], strict=True):
             printer.stage(f"=== patch {row.number}/{len(series.patches)}: {patch.name} ===")
-            prec = RunRecord(rows_dir, f"{row.number:02d}-{patch.stem}")
+            prec = RunRecord(rows_dir, f"{row.number:02d}-{patch.path.stem}")
             row.results = str(prec.dir)
             try:
                 applied = check_patch(sreq, repo, patch, row, depth,

@@ -10,10 +10,9 @@ The table has a row per patch and a column per cell; the exit code is the
 worst cell's.
 """
 
-import copy
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from harness import patchcheck, printer, run
@@ -79,9 +78,8 @@ def cell_depth(cell: Cell, depth: str) -> str:
 
 
 def cell_request(req: run.Request, cell: Cell) -> run.Request:
-    prof = copy.deepcopy(req.profile)
-    prof.arch, prof.cc = cell.arch, cell.cc
-    prof.fragments = prof.fragments + cell.fragments
+    prof = replace(req.profile, arch=cell.arch, cc=cell.cc,
+                   fragments=[*req.profile.fragments, *cell.fragments])
     return run.Request(profile=prof, profile_name=req.profile_name, jobs=req.jobs,
                        results_root=req.results_root, timings=req.timings)
 

@@ -1,5 +1,8 @@
 """Run profiles: YAML files that say what to build, boot and test.
 
+Profiles are frozen: a variant (command-line overrides, a benchmark's settings, a
+matrix cell) is a new one made with dataclasses.replace, never an edit in place.
+
 A profile is validated against the dataclasses below: an unknown key or a
 wrong type is a ConfigError naming the file and the key. Paths are relative
 to the project directory (the repository holding patches/, kconfigs/, ...).
@@ -18,14 +21,14 @@ from harness.errors import ConfigError
 DEBIAN_TARBALL = "/usr/src/linux-source-6.12.tar.xz"
 
 
-@dataclass
+@dataclass(frozen=True)
 class SourceConfig:
     tarball: str = DEBIAN_TARBALL  # used when path is empty
     path: str = ""  # a user's kernel git tree; never modified
     rev: str = "HEAD"  # base revision within path
 
 
-@dataclass
+@dataclass(frozen=True)
 class QemuConfig:
     machine: str = ""  # -M; "" = the architecture's (pc, virt)
     memory: str = "1G"
@@ -39,7 +42,7 @@ class QemuConfig:
     cmdline: list[str] = field(default_factory=list)  # appended to the kernel command line
 
 
-@dataclass
+@dataclass(frozen=True)
 class Timeouts:
     build: int = 3600
     first_output: int = 15  # seconds until the kernel banner; KVM probe limit
@@ -48,12 +51,15 @@ class Timeouts:
     per_test: int = 300  # each guest test program, enforced inside the guest
 
 
-@dataclass
+@dataclass(frozen=True)
 class Profile:
     source: SourceConfig = field(default_factory=SourceConfig)
     arch: str = "x86_64"  # x86_64 | i386 | arm64 (harness/target.py)
     cc: str = "gcc"  # gcc | clang (LLVM=1)
     series: str = "patches/series"  # empty: the base alone
+    # The config the fragments go on top of: "" = tinyconfig; or a full config
+    # file (.xz read as is), e.g. Debian's from linux-config-6.12.
+    base_config: str = ""
     fragments: list[str] = field(default_factory=lambda: ["kconfigs/base.config"])
     qemu: QemuConfig = field(default_factory=QemuConfig)
     timeouts: Timeouts = field(default_factory=Timeouts)

@@ -8,6 +8,7 @@ they took, and why it stopped.
 import json
 import os
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -56,3 +57,11 @@ class RunRecord:
         tmp = self.dir / ".results.json.tmp"
         tmp.write_text(json.dumps(self.data, indent=2, default=str) + "\n")
         os.replace(tmp, self.dir / "results.json")
+
+    def internal_error(self, exit_code: int, exc: BaseException) -> Path:
+        """A bug in the harness: status error, the traceback beside results.json."""
+        tb = self.path("traceback.txt")
+        tb.write_text("".join(traceback.format_exception(exc)))
+        self.finish("error", exit_code, f"internal error (a bug in the harness): {exc!r}",
+                    traceback=tb.name)
+        return tb

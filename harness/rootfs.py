@@ -12,9 +12,10 @@ import shlex
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from harness import printer
-from harness.errors import BuildError, ConfigError
+from harness.errors import BuildError, ConfigError, InfraError
 from harness.lock import locked
 from harness.target import X86_64, Arch
 
@@ -42,6 +43,49 @@ def busybox(arch: Arch) -> Path:
     return where / f"busybox-{arch.deb_arch}"
 
 
+def check_busybox(arch: Arch) -> Path:
+    """ARCH's guest busybox, or a ConfigError with the commands that install it."""
+    box = busybox(arch)
+    if box.exists():
+        return box
+    if box == BUSYBOX:
+        fix = "    sudo apt-get install busybox-static   (or ./install-deps.sh)"
+    else:
+        deb = arch.deb_arch
+        fix = (f"    ./install-deps.sh   (unpacks Debian's busybox-static:{deb} there), or by "
+               f"hand:\n    sudo dpkg --add-architecture {deb} && sudo apt-get update\n"
+               f"    cd \"$(mktemp -d)\" && apt-get download busybox-static:{deb} && "
+               f"dpkg-deb -x busybox-static_*_{deb}.deb root &&\n"
+               f"      sudo install -D -m 0755 root/bin/busybox {box}\n"
+               f"    sudo dpkg --remove-architecture {deb}   (if it was not there before)")
+    raise ConfigError(f"{box} not found: the {arch.name} guest's busybox. Install it with:\n{fix}")
+
+
+def program_names(guest_tests: Path, timeout: int = 60) -> list[str] | None:
+    """The programs GUEST_TESTS's Makefile puts in the rootfs, without building
+    anything (its default goal's prerequisites under OUTPUT, read from `make -p`);
+    None when that cannot be told (the build then names an unknown program)."""
+    out = "/harness-programs"  # a directory that is never created: make only prints
+    try:
+        proc = subprocess.run(["make", "-pnq", "-C", str(guest_tests), f"OUTPUT={out}",
+                               "KSFT=/harness-ksft", ".harness-no-such-goal"],
+                              capture_output=True, text=True, timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    for line in proc.stdout.splitlines():
+        if line.startswith(".DEFAULT_GOAL := "):
+            goal = line.split(":= ", 1)[1].strip()
+            break
+    else:
+        return None
+    for line in proc.stdout.splitlines():
+        if line.startswith(f"{goal}:"):
+            deps = line.split(":", 1)[1].split()
+            names = sorted(d.removeprefix(out + "/") for d in deps if d.startswith(out + "/"))
+            return names or None
+    return None
+
+
 def rootfs_key(tree: Path, guest_tests: Path, arch: Arch = X86_64) -> str:
     h = hashlib.sha256()
     if arch != X86_64:  # the x86_64 key is what it always was: caches stay valid
@@ -59,12 +103,19 @@ def gen_init_cpio_tool(tree: Path, cache: Path) -> Path:
     if not tool.exists():
         tool.parent.mkdir(parents=True, exist_ok=True)
         tmp = tool.with_suffix(".tmp")
-        proc = subprocess.run(["gcc", "-O2", "-o", str(tmp), str(src)],
-                              capture_output=True, text=True)
+        proc = _run_or_fail(["gcc", "-O2", "-o", str(tmp), str(src)], 300, text=True)
         if proc.returncode != 0:
             raise BuildError(f"compiling {src} failed:\n{proc.stderr}")
         tmp.rename(tool)
     return tool
+
+
+def _run_or_fail(cmd: list[str], timeout: int, **kw: Any) -> subprocess.CompletedProcess:
+    kw.setdefault("capture_output", "stdout" not in kw)
+    try:
+        return subprocess.run(cmd, timeout=timeout, **kw)
+    except subprocess.TimeoutExpired:
+        raise InfraError(f"{cmd[0]} timed out after {timeout}s") from None
 
 
 def compile_guest_tests(tree: Path, guest_tests: Path, out: Path, log_path: Path,
@@ -79,8 +130,8 @@ def compile_guest_tests(tree: Path, guest_tests: Path, out: Path, log_path: Path
     with open(log_path, "a") as log:
         log.write(f"$ {' '.join(cmd)}\n")
         log.flush()
-        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              timeout=900)
+        proc = _run_or_fail(cmd, 900, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
         log.write(proc.stdout)
     if proc.returncode != 0:
         errs = [ln for ln in proc.stdout.splitlines() if "error" in ln][:15]
@@ -117,11 +168,7 @@ def default_selection(programs: list[str]) -> list[str]:
 def build_rootfs(tree: Path, guest_tests: Path, cache: Path, log_path: Path,
                  arch: Arch = X86_64) -> Path:
     """Return the directory holding initramfs.cpio and tests/ for this content."""
-    box = busybox(arch)
-    if not box.exists():
-        raise ConfigError(f"{box} not found: " + (
-            "sudo apt-get install busybox-static" if box == BUSYBOX else
-            f"./install-deps.sh unpacks Debian's busybox-static:{arch.deb_arch} there"))
+    box = check_busybox(arch)
     key = rootfs_key(tree, guest_tests, arch)
     out = cache / "rootfs" / key
     with locked(cache / "rootfs" / f"{key}.lock", "the rootfs build"):
@@ -148,8 +195,8 @@ def build_rootfs(tree: Path, guest_tests: Path, cache: Path, log_path: Path,
         tmp.rename(out)
         tool = gen_init_cpio_tool(tree, cache)
         with open(out / "initramfs.cpio.tmp", "wb") as f:
-            proc = subprocess.run([str(tool), "-t", "0", str(out / "initramfs.list")], stdout=f,
-                                  stderr=subprocess.PIPE, text=False)
+            proc = _run_or_fail([str(tool), "-t", "0", str(out / "initramfs.list")], 300,
+                                stdout=f, stderr=subprocess.PIPE)
         if proc.returncode != 0:
             raise BuildError(f"gen_init_cpio failed: {proc.stderr.decode(errors='replace')}")
         (out / "initramfs.cpio.tmp").rename(out / "initramfs.cpio")

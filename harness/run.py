@@ -11,23 +11,37 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import expectations, printer, report
+from harness import expectations, images, printer, report
 from harness.boot import BootOutcome, boot
 from harness.build import build
 from harness.errors import ConfigError, HarnessError
 from harness.gitutil import rev_parse
-from harness.kconfig import builds_object, configure, fragments_digest, parse_config
+from harness.images import (
+    KernelImage,
+    base_config,
+    build_dir,
+    fragments,
+    image_dir,
+    tree_lock_path,
+)
+from harness.kconfig import builds_object, configure, parse_config
 from harness.lock import locked
 from harness.profile import Profile, cache_dir, project_path
 from harness.qemu import choose_accel, kernel_cmdline, qemu_available, qemu_command
 from harness.results import RunRecord
-from harness.rootfs import build_rootfs, default_selection, guest_programs
-from harness.series import apply_series, commit_subjects, read_series
-from harness.source import prepare_source, source_key
+from harness.rootfs import (
+    build_rootfs,
+    check_busybox,
+    default_selection,
+    guest_programs,
+    program_names,
+)
+from harness.series import apply_series, commit_subjects
+from harness.source import prepare_source
 from harness.target import Target, parse_target
 
 
-@dataclass
+@dataclass(frozen=True)
 class Request:
     profile: Profile
     profile_name: str = "default"  # as given on the command line, for the record
@@ -62,63 +76,6 @@ class Request:
         return "vanilla" if self.no_series or not self.profile.series else "series"
 
 
-@dataclass
-class KernelImage:
-    image: Path
-    info: dict  # identity: base, series, head, release, config, tree
-    warnings: list[str] = field(default_factory=list)  # this build's compiler warnings
-
-
-def fragments(req: Request) -> list[Path]:
-    """The profile's fragments, then the target architecture's own."""
-    arch = req.target.arch
-    frags = [project_path(f) for f in req.profile.fragments]
-    return frags + ([project_path(arch.fragment)] if arch.fragment else [])
-
-
-def build_dir(req: Request) -> Path:
-    """One per source, fragments and target: every target keeps its objects."""
-    frags = fragments(req)
-    for f in frags:
-        if not f.is_file():
-            raise ConfigError(f"config fragment not found: {f}")
-    digest = fragments_digest(frags, req.target)
-    return cache_dir() / "build" / f"{source_key(req.profile.source)}-{digest}"
-
-
-def tree_lock_path(req: Request) -> Path:
-    # One work tree serves every config of a source (base, debug, ...), so the
-    # lock covers the tree, not just one build directory.
-    return cache_dir() / "src" / f"{source_key(req.profile.source)}.tree.lock"
-
-
-def image_dir(req: Request) -> Path:
-    return build_dir(req) / "images" / req.kernel
-
-
-def reusable_image(req: Request, state: dict) -> KernelImage | None:
-    """The kept image of this kernel if it was built from exactly STATE.
-
-    One work tree and build directory serve vanilla and the series, so
-    switching between them recompiles everything their headers reach
-    (most of the kernel: the series touches fs.h, slab.h, memcontrol.h).
-    An image is a pure function of base, series, config fragments and
-    compiler; reusing it makes those switches free. Patchcheck and bisect
-    steps build whatever is checked out and never reuse.
-    """
-    if req.at_head:
-        return None
-    idir = image_dir(req)
-    try:
-        info = json.loads((idir / "image.json").read_text())
-    except (OSError, ValueError):
-        return None
-    image = idir / Path(req.target.arch.image).name
-    if info.get("state") != state or not image.is_file():
-        return None
-    return KernelImage(image, info)
-
-
 def build_kernel(req: Request, rec: RunRecord) -> KernelImage:
     cache = cache_dir()
     t = req.timings
@@ -127,21 +84,20 @@ def build_kernel(req: Request, rec: RunRecord) -> KernelImage:
     bdir = build_dir(req)
     with t.measure("source", "Preparing the kernel source ..."):
         src = prepare_source(req.profile.source, cache)
-    series = read_series(None if req.kernel == "vanilla" or req.at_head
-                         else project_path(req.profile.series))
+    series = images.series_of(req)
     rec.meta(kernel=req.kernel, target=target.name, source=src.description, base=src.base,
              base_version=src.version,
              series_file=str(series.path or ""), series_hash=series.digest() if series.patches
              else "", patches=[p.name for p in series.patches])
     rec.stage("source", "pass", t.seconds.get("source", 0.0))
-    state = {"base": src.base, "series": series.digest() if series.patches else "",
-             "fragments": fragments_digest(frags, target), "compiler": target.compiler_version()}
+    state = images.state(src.base, series, frags, target, base_config(req))
     lock = (nullcontext() if req.tree_locked
             else locked(tree_lock_path(req), "the kernel tree and build directory"))
     with lock:
-        kept = reusable_image(req, state)
+        kept, _ = images.find(req, state)
         if kept:
             return _reuse(req, rec, kept)
+        images.mark_used(bdir)
         if req.at_head:
             head = rev_parse(src.repo, "HEAD")
         else:
@@ -157,10 +113,12 @@ def build_kernel(req: Request, rec: RunRecord) -> KernelImage:
         rec.stage("series", "pass", t.seconds.get("series", 0.0))
         bdir.mkdir(parents=True, exist_ok=True)
         log_path = rec.path("build.log")
-        with t.measure("config", "Configuring (tinyconfig + fragments) ..."):
+        base = base_config(req)
+        with t.measure("config", f"Configuring ({base.name if base else 'tinyconfig'} + "
+                       "fragments) ..."):
             with open(log_path, "a") as log:
                 try:
-                    if not configure(src.repo, bdir, frags, log, target):
+                    if not configure(src.repo, bdir, frags, log, target, base):
                         printer.info("fragments and Kconfig files unchanged: config reused")
                 except HarnessError as e:
                     rec.stage("config", "fail", t.seconds.get("config", 0.0), error=str(e))
@@ -203,10 +161,13 @@ def build_kernel(req: Request, rec: RunRecord) -> KernelImage:
                 "target": target.name,
                 "series_hash": series.digest() if series.patches else "", "commits": subjects,
                 "config": str(bdir / ".config"), "tree": str(src.repo),
-                "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "state": state}
+                "built_at": images.now_stamp(), "state": state,
+                "inputs": images.inputs(series, frags, base_config(req))}
         # Keep a copy per kernel, so vanilla and series images coexist while
-        # sharing one incremental build directory.
-        idir = image_dir(req)
+        # sharing one incremental build directory. In the directory it was built
+        # in, named when the build started: a fragment edited meanwhile must not
+        # file it under the new fragments (its state says the old).
+        idir = bdir / "images" / req.kernel
         idir.mkdir(parents=True, exist_ok=True)
         image = idir / res.image.name
         shutil.copyfile(res.image, image)
@@ -233,13 +194,38 @@ def _reuse(req: Request, rec: RunRecord, kept: KernelImage) -> KernelImage:
 
 
 def last_image(req: Request) -> KernelImage:
-    idir = image_dir(req)
-    try:
-        info = json.loads((idir / "image.json").read_text())
-    except (OSError, ValueError):
+    """The kept image of REQ's kernel as it is (`harness boot`): a warning says
+    what changed since it was built, if anything."""
+    img = images.kept(req)
+    if img is None:
         raise ConfigError(f"no {req.kernel} kernel built for this profile yet "
-                          f"(looked in {idir}); run `harness build` first") from None
-    return KernelImage(idir / Path(req.target.arch.image).name, info)
+                          f"(looked in {image_dir(req)}); run `harness build` first")
+    _, changes = images.find(req, *images.current(req))
+    if changes:
+        printer.warn(f"booting the {images.describe(img)} although it is stale:\n    "
+                     + "\n    ".join(changes) + "\n    `harness build` rebuilds it")
+    images.mark_used(img.image.parents[2])
+    return img
+
+
+def current_image(req: Request, rec: RunRecord, build: bool = True) -> KernelImage:
+    """The image the current inputs describe (`harness test`): the kept one when it
+    was built from them; otherwise what changed is said, then it is built (BUILD) or
+    the run is refused. Nothing is applied or compiled to find out."""
+    kept, changes = images.find(req, *images.current(req))
+    if kept:
+        printer.info(f"{images.describe(kept)}: built from the current base, series, "
+                     "config fragments and compiler")
+        images.mark_used(kept.image.parents[2])
+        return kept
+    what = "\n    ".join(changes)
+    if not build:
+        raise ConfigError(f"the {req.kernel} image does not match the current inputs "
+                          f"(--no-build):\n    {what}\n    `harness build` (or `harness "
+                          "test` without --no-build) rebuilds it")
+    printer.stage(f"The {req.kernel} image is out of date; building it:\n    {what}")
+    rec.meta(rebuilt_because=changes)
+    return build_kernel(req, rec)
 
 
 def prepare_rootfs(req: Request, img: KernelImage, rec: RunRecord) -> Path:
@@ -254,6 +240,29 @@ def prepare_rootfs(req: Request, img: KernelImage, rec: RunRecord) -> Path:
                               cache_dir(), rec.path("rootfs.log"), req.target.arch)
     rec.stage("rootfs", "pass", t.seconds.get("rootfs", 0.0), path=str(rootfs))
     return rootfs
+
+
+def check_test_names(wanted: list[str], programs: list[str]) -> None:
+    """A ConfigError naming every WANTED test that is not one of PROGRAMS (a name
+    may carry a `:CASE` suffix; the program part is checked)."""
+    unknown = [t for t in wanted if t.partition(":")[0] not in programs]
+    if unknown:
+        raise ConfigError(f"unknown guest tests: {', '.join(unknown)} "
+                          f"(available: {', '.join(programs)})")
+
+
+def preflight(req: Request) -> None:
+    """What would otherwise fail only after a wait for the tree lock or a build:
+    the guest's busybox and compiler, and the test names."""
+    arch = req.target.arch
+    check_busybox(arch)
+    if not shutil.which(arch.user_cc[0]):
+        raise ConfigError(f"{arch.user_cc[0]} not found: it compiles the {arch.name} guest "
+                          "programs; run ./install-deps.sh")
+    if req.profile.tests:
+        programs = program_names(project_path(req.profile.guest_tests))
+        if programs is not None:  # else the rootfs stage names them
+            check_test_names(req.profile.tests, programs)
 
 
 def selected_tests(req: Request, rootfs: Path) -> list[str]:

@@ -47,6 +47,13 @@ def source_key(cfg: SourceConfig) -> str:
     return "debian-" + hashlib.sha1(ident.encode()).hexdigest()[:12]
 
 
+def _run(cmd: list[str], timeout: int) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise InfraError(f"{' '.join(cmd[:3])} ... timed out after {timeout}s") from None
+
+
 def makefile_version(repo: Path, rev: str) -> str:
     text = git(repo, "show", f"{rev}:Makefile").stdout
     fields = dict(re.findall(r"^(VERSION|PATCHLEVEL|SUBLEVEL|EXTRAVERSION)[ \t]*=[ \t]*(\S*)", text,
@@ -73,8 +80,7 @@ def _import_tarball(tarball: Path, repo: Path) -> None:
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     printer.stage(f"Extracting {tarball} into the cache (once) ...")
-    proc = subprocess.run(["tar", "-xf", str(tarball), "-C", str(tmp), "--strip-components=1"],
-                          capture_output=True, text=True)
+    proc = _run(["tar", "-xf", str(tarball), "-C", str(tmp), "--strip-components=1"], 1800)
     if proc.returncode != 0:
         raise InfraError(f"extracting {tarball} failed:\n{proc.stderr.strip()}")
     _strip_debian_gitignore(tmp)
@@ -99,12 +105,11 @@ def _debian_source(cfg: SourceConfig, cache: Path, key: str) -> SourceTree:
 
 def _user_source(cfg: SourceConfig, cache: Path, key: str) -> SourceTree:
     user = Path(cfg.path).resolve()
-    probe = subprocess.run(["git", "-C", str(user), "rev-parse", "--git-dir"],
-                           capture_output=True, text=True)
+    probe = _run(["git", "-C", str(user), "rev-parse", "--git-dir"], 60)
     if probe.returncode != 0:
         raise ConfigError(f"--source {user}: not a git repository")
-    sha = subprocess.run(["git", "-C", str(user), "rev-parse", "--verify", "--quiet",
-                          f"{cfg.rev}^{{commit}}"], capture_output=True, text=True).stdout.strip()
+    sha = _run(["git", "-C", str(user), "rev-parse", "--verify", "--quiet",
+                f"{cfg.rev}^{{commit}}"], 60).stdout.strip()
     if not sha:
         raise ConfigError(f"--source {user}: no commit {cfg.rev!r}")
     repo = cache / "src" / key
@@ -115,8 +120,8 @@ def _user_source(cfg: SourceConfig, cache: Path, key: str) -> SourceTree:
             shutil.rmtree(tmp, ignore_errors=True)
             # --shared borrows the objects of the user's repository: instant,
             # and every commit there is reachable here by id.
-            proc = subprocess.run(["git", "clone", "-q", "--shared", "--no-checkout",
-                                   str(user), str(tmp)], capture_output=True, text=True)
+            proc = _run(["git", "clone", "-q", "--shared", "--no-checkout", str(user), str(tmp)],
+                        600)
             if proc.returncode != 0:
                 raise InfraError(f"git clone --shared {user} failed:\n{proc.stderr.strip()}")
             os.rename(tmp, repo)

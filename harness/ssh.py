@@ -33,7 +33,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import paramiko
@@ -151,7 +151,7 @@ def make_keys(directory: Path) -> Keys:
     host = directory / "dropbear_ed25519_host_key"
     host.unlink(missing_ok=True)
     proc = subprocess.run([str(DROPBEARKEY), "-t", "ed25519", "-f", str(host)],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, timeout=60)
     host_pub = next((ln.strip() for ln in proc.stdout.splitlines()
                      if ln.startswith("ssh-ed25519 ")), "")
     if proc.returncode != 0 or not host_pub:
@@ -171,7 +171,7 @@ def parse_ldd(text: str) -> list[str]:
 
 
 def shared_libraries(binary: Path) -> list[str]:
-    proc = subprocess.run(["ldd", str(binary)], capture_output=True, text=True)
+    proc = subprocess.run(["ldd", str(binary)], capture_output=True, text=True, timeout=60)
     if "not a dynamic executable" in proc.stdout + proc.stderr:
         return []
     if proc.returncode != 0:
@@ -218,7 +218,7 @@ def build_initrd(tree: Path, base_cpio: Path, keys: Keys, workdir: Path) -> Path
             shutil.copyfileobj(base, f)
         f.flush()
         proc = subprocess.run([str(tool), "-t", "0", str(spec)], stdout=f,
-                              stderr=subprocess.PIPE)
+                              stderr=subprocess.PIPE, timeout=300)
     if proc.returncode != 0:
         raise HarnessError(f"gen_init_cpio (SSH cpio) failed: "
                            f"{proc.stderr.decode(errors='replace')}")
@@ -555,8 +555,10 @@ def test_kernel(req: run.Request, img: run.KernelImage, rec: RunRecord) -> int:
             keys = make_keys(work)
             initrd = build_initrd(Path(img.info["tree"]), rootfs / "initramfs.cpio", keys, work)
         port = free_port()
-        prof.qemu.cmdline = [*prof.qemu.cmdline, "harness.ssh=1",
-                             f"harness.ssh_heartbeat={heartbeat_seconds(prof.timeouts.silence)}"]
+        prof = replace(prof, qemu=replace(prof.qemu, cmdline=[
+            *prof.qemu.cmdline, "harness.ssh=1",
+            f"harness.ssh_heartbeat={heartbeat_seconds(prof.timeouts.silence)}"]))
+        req = replace(req, profile=prof)
         cmds, accels, why = run.qemu_commands(req, img, rootfs, tests,
                                               name=f"harness:{rec.dir.name}")
         cmds = {a: patch_command(c, initrd, port, work / "monitor.sock")
@@ -637,7 +639,9 @@ def boot_interactive(req: run.Request) -> int:
     initrd = build_initrd(Path(img.info["tree"]), rootfs / "initramfs.cpio", keys, work)
     port = free_port()
     name = f"harness:{rec.dir.name}"
-    req.profile.qemu.cmdline = [*req.profile.qemu.cmdline, "harness.ssh=1"]
+    prof = req.profile
+    req = replace(req, profile=replace(prof, qemu=replace(
+        prof.qemu, cmdline=[*prof.qemu.cmdline, "harness.ssh=1"])))
     cmds, accels, why = run.qemu_commands(req, img, rootfs, [], name=name)
     # No KVM probe in an interactive session (as cmd_boot): first choice.
     accel = accels[0]

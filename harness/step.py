@@ -69,7 +69,7 @@ def boot_and_judge(req: run.Request, img: run.KernelImage, rec: RunRecord, jd: J
     times.rootfs += time.monotonic() - t0
     if jd.tests is None or jd.tests:
         if jd.tests:
-            req.profile.tests = jd.tests
+            req = replace(req, profile=replace(req.profile, tests=jd.tests))
         # The default selection, and unknown programs are a usage error.
         jd = replace(jd, tests=run.selected_tests(req, rootfs))
     tests = jd.tests or []

@@ -111,8 +111,8 @@ class Target:
     def compiler_version(self) -> str:
         try:
             out = subprocess.run([self.compiler(), "--version"], capture_output=True,
-                                 text=True).stdout
-        except OSError:
+                                 text=True, timeout=60).stdout
+        except (OSError, subprocess.TimeoutExpired):
             return ""
         return out.partition("\n")[0]
 

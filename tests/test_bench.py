@@ -8,13 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from harness import bench, run
+from harness import bench, images, run
 from harness.bench import MEMCG, NEAR, ROOT, Sample, Stats
 from harness.boot import BootOutcome
 from harness.cli import build_parser
 from harness.errors import ConfigError
-from harness.profile import Profile
-from harness.series import read_series
+from harness.profile import Profile, QemuConfig
 
 FIXTURES = Path(__file__).parent / "fixtures"
 # A real console log: `harness bench` on the series kernel, icount mode.
@@ -244,29 +243,27 @@ def test_json_holds_samples_stats_overheads_targets(tmp_path: Path) -> None:
 
 
 def test_configure_forces_icount_tcg_and_one_cpu() -> None:
-    prof = Profile()
-    prof.qemu.smp = 4
-    bench.configure(prof, bench.Options(iters=500, rounds=2))
+    given = Profile(qemu=QemuConfig(smp=4))
+    prof = bench.configure(given, bench.Options(iters=500, rounds=2))
     assert (prof.qemu.accel, prof.qemu.icount, prof.qemu.smp) == ("tcg", True, 1)
     assert prof.tests == ["bench_open"]
     assert {"BENCH_ITERS=500", "BENCH_ROUNDS=2", "noapictimer"} <= set(prof.qemu.cmdline)
+    assert given == Profile(qemu=QemuConfig(smp=4))  # a new profile; the given one is as it was
 
 
 def test_configure_root_offline_and_vanilla_only() -> None:
     prof = Profile(series="")
     with pytest.raises(ConfigError):
         bench.configure(prof, bench.Options())
-    bench.configure(prof, bench.Options(vanilla_only=True, root_offline=True))
+    prof = bench.configure(prof, bench.Options(vanilla_only=True, root_offline=True))
     assert "BENCH_ROOT_OFFLINE=1" in prof.qemu.cmdline
-    prof = Profile()
-    bench.configure(prof, bench.Options())
+    prof = bench.configure(Profile(), bench.Options())
     assert not any(a.startswith("BENCH_ROOT_OFFLINE") for a in prof.qemu.cmdline)
 
 
 def test_configure_scale_smp_wallclock_and_a_timeout_that_fits() -> None:
-    prof = Profile()
-    prof.qemu.icount = True
-    bench.configure(prof, bench.Options(scale=True, smp=4, seconds=3))
+    prof = Profile(qemu=QemuConfig(icount=True))
+    prof = bench.configure(prof, bench.Options(scale=True, smp=4, seconds=3))
     assert prof.tests == ["bench_scale"]
     assert (prof.qemu.smp, prof.qemu.icount, prof.qemu.accel) == (4, False, "auto")
     assert {"BENCH_SECONDS=3", "BENCH_WARMUP_MS=300"} <= set(prof.qemu.cmdline)
@@ -289,21 +286,17 @@ def test_scale_runs_tcg_multi_threaded() -> None:
 
 
 def test_configure_wallclock_keeps_accel_and_drops_icount() -> None:
-    prof = Profile()
-    prof.qemu.icount = True
-    bench.configure(prof, bench.Options(wallclock=True))
+    prof = bench.configure(Profile(qemu=QemuConfig(icount=True)), bench.Options(wallclock=True))
     assert (prof.qemu.accel, prof.qemu.icount) == ("auto", False)
     assert "noapictimer" not in prof.qemu.cmdline
 
 
-@pytest.mark.parametrize("change", [
-    lambda p, o: setattr(p.qemu, "accel", "kvm"),
-    lambda p, o: setattr(p, "series", ""),
-    lambda p, o: setattr(o, "repeat", 0),
+@pytest.mark.parametrize("prof, opts", [
+    (Profile(qemu=QemuConfig(accel="kvm")), bench.Options()),
+    (Profile(series=""), bench.Options()),
+    (Profile(), bench.Options(repeat=0)),
 ])
-def test_configure_rejects_what_cannot_be_benchmarked(change) -> None:
-    prof, opts = Profile(), bench.Options()
-    change(prof, opts)
+def test_configure_rejects_what_cannot_be_benchmarked(prof, opts) -> None:
     with pytest.raises(ConfigError):
         bench.configure(prof, opts)
 
@@ -321,7 +314,8 @@ def test_cli_bench_subcommand() -> None:
 def test_cli_bench_options(monkeypatch) -> None:
     from harness import cli
     seen = {}
-    monkeypatch.setattr(bench, "configure", lambda prof, opts: seen.setdefault("opts", opts))
+    monkeypatch.setattr(bench, "configure",
+                        lambda prof, opts: (seen.setdefault("opts", opts), prof)[1])
     monkeypatch.setattr(cli, "_run", lambda *a, **k: 0)
     for argv, want in (
             (["bench", "--no-build"], dict(rounds=1, scale=False, build="never",
@@ -360,21 +354,30 @@ def test_a_guest_run_cut_short_is_a_problem() -> None:
     assert any(p.startswith("failed: ") for p in problems), problems
 
 
-def test_an_image_is_reused_only_if_built_from_the_same_series(tmp_path, monkeypatch) -> None:
+def test_an_image_is_reused_only_if_built_from_the_same_state(tmp_path, monkeypatch) -> None:
+    """Not on a series match alone (it measured images of an old config): base, series,
+    config fragments and compiler, as everywhere else (harness/images.py)."""
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
     (tmp_path / "0001-a.patch").write_text("a patch\n")
     (tmp_path / "series").write_text("0001-a.patch\n")
-    (tmp_path / "bzImage").write_text("")
-    prof = Profile(series=str(tmp_path / "series"))
-    digest = read_series(tmp_path / "series").digest()
-    images = {"vanilla": "", "series": digest}
-    monkeypatch.setattr(bench.run, "last_image", lambda req: run.KernelImage(
-        tmp_path / "bzImage", {"series_hash": images[req.kernel]}))
-    series_req, vanilla_req = run.Request(prof), run.Request(prof, no_series=True)
+    frag = tmp_path / "extra.config"
+    frag.write_text("CONFIG_A=y\n")
+    prof = Profile(series=str(tmp_path / "series"),
+                   fragments=["kconfigs/base.config", str(frag)])
+    reqs = [run.Request(prof), run.Request(prof, no_series=True)]
+    for req in reqs:
+        idir = run.image_dir(req)
+        idir.mkdir(parents=True)
+        (idir / "bzImage").write_text("")
+        (idir / "image.json").write_text(json.dumps(
+            {"target": "x86_64", "built_at": "x", "state": images.current(req)[0]}))
+    series_req, vanilla_req = reqs
     assert bench.up_to_date(series_req) and bench.up_to_date(vanilla_req)
     (tmp_path / "0001-a.patch").write_text("the patch changed\n")
     assert bench.up_to_date(series_req) is None and bench.up_to_date(vanilla_req)
-    prof.source.path = str(tmp_path)  # a user's tree may have moved: always build
-    assert bench.up_to_date(vanilla_req) is None
+    frag.write_text("CONFIG_A=y\nCONFIG_B=y\n")  # the series is the same as the image's
+    (tmp_path / "0001-a.patch").write_text("a patch\n")
+    assert bench.up_to_date(series_req) is None and bench.up_to_date(vanilla_req) is None
 
 
 # --- --scale ---------------------------------------------------------------------------

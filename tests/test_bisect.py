@@ -1,5 +1,6 @@
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -95,7 +96,7 @@ def test_exit_code_of_the_bisect():
     aborted = Outcome(1, "")
     assert exit_code(aborted, [_step(1, "5" * 40, EXIT_USAGE)]) == EXIT_USAGE
     assert exit_code(aborted, [_step(1, "5" * 40, EXIT_INTERRUPTED)]) == EXIT_INTERRUPTED
-    assert exit_code(aborted, [_step(1, "5" * 40, bisect.EXIT_INTERNAL)]) == EXIT_INFRA
+    assert exit_code(aborted, [_step(1, "5" * 40, bisect.EXIT_INTERNAL)]) == bisect.EXIT_INTERNAL
 
 
 def test_render_names_the_patch_the_output_the_log_and_the_cost():
@@ -245,3 +246,15 @@ def test_judge_infra_and_splats():
     panic = (FIXTURES / "console-sysrq-panic-6.12.117.log").read_text().splitlines()
     assert judge(panic, "exited", Judge([], expect_splat=True), {}).code == EXIT_TEST_FAILURE
     assert judge(panic, "exited", Judge(["smoke"]), {}).code == EXIT_TEST_FAILURE
+
+
+def test_drive_ends_a_step_that_hangs_after_the_timeout(tmp_path):
+    repo, shas = _repo(tmp_path, 4)
+    t0 = time.monotonic()
+    out = drive(repo, shas[0], shas[-1], _script(tmp_path, "exec sleep 300\n"),
+                dict(os.environ), tmp_path / "run.log", timeout=2)
+    assert time.monotonic() - t0 < 30
+    assert out.first_bad == "" and out.returncode != 0
+    assert not (repo / ".git" / "BISECT_START").exists()
+    assert subprocess.run(["pgrep", "-f", str(tmp_path / "step.sh")],
+                          capture_output=True, timeout=10).returncode == 1  # nothing left

@@ -105,7 +105,7 @@ def _series_with(tmp_path: Path, inserts: dict[int, list[tuple[str, str]]]) -> P
     names = []
     for i in range(len(real) + 1):
         if i:
-            (tmp_path / real[i - 1].name).write_bytes(real[i - 1].read_bytes())
+            (tmp_path / real[i - 1].name).write_bytes(real[i - 1].path.read_bytes())
             names.append(real[i - 1].name)
         for name, text in inserts.get(i, []):
             (tmp_path / name).write_text(text)

@@ -1,9 +1,11 @@
-"""run.py's image reuse: an image built from the same state is used again."""
+"""The image store (harness/images.py): an image built from the same state is used again,
+any other state says what changed."""
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
-from harness import run
+from harness import images, run
 from harness.profile import Profile
 from harness.results import RunRecord
 
@@ -25,7 +27,8 @@ def _kept(tmp_path: Path, monkeypatch, state: dict) -> run.Request:
 
 def test_an_image_of_the_same_state_is_reused_with_its_artifacts(tmp_path, monkeypatch):
     req = _kept(tmp_path, monkeypatch, STATE)
-    kept = run.reusable_image(req, dict(STATE))
+    kept, changes = images.find(req, dict(STATE))
+    assert changes == []
     assert kept is not None
     rec = RunRecord(tmp_path / "results", "t")
     run._reuse(req, rec, kept)
@@ -39,6 +42,25 @@ def test_an_image_of_the_same_state_is_reused_with_its_artifacts(tmp_path, monke
 def test_another_state_or_a_bisect_step_builds(tmp_path, monkeypatch):
     req = _kept(tmp_path, monkeypatch, STATE)
     for key in STATE:
-        assert run.reusable_image(req, {**STATE, key: "other"}) is None, key
-    req.at_head = "step"  # patchcheck and bisect build what is checked out
-    assert run.reusable_image(req, dict(STATE)) is None
+        kept, changes = images.find(req, {**STATE, key: "other"})
+        assert kept is None and len(changes) == 1 and changes[0].startswith(f"{key}: "), key
+    step = replace(req, at_head="step")  # patchcheck and bisect build what is checked out
+    assert images.find(step, dict(STATE))[0] is None
+
+
+def test_what_changed_names_the_files_when_the_image_kept_them():
+    info = {"state": STATE, "commits": ["a", "b"],
+            "inputs": {"patches": {"1.patch": "x", "2.patch": "y"},
+                       "fragments": {"base.config": "f", "debuginfo.config": "d"}}}
+    now = {"patches": {"1.patch": "x", "2.patch": "y2", "3.patch": "z"},
+           "fragments": {"base.config": "f2"}}
+    changes = images.changed(info, {**STATE, "series": "t" * 64, "fragments": "g" * 12}, now)
+    assert changes == [
+        f"series: {'s' * 12} -> {'t' * 12} (3.patch added, 2.patch edited)",
+        f"fragments: {'f' * 12} -> {'g' * 12} (debuginfo.config removed, base.config edited)"]
+    # An image from before inputs were kept: the digests, and the patch count.
+    old = {"state": STATE, "commits": ["a", "b"]}
+    assert images.changed(old, {**STATE, "series": ""}, now) == [
+        f"series: {'s' * 12} -> none (the base alone) (2 -> 3 patches)"]
+    assert images.changed({}, STATE) == [
+        "state: not recorded (an image from before states were kept)"]

@@ -1,4 +1,9 @@
-from harness.kconfig import check_fragments, parse_config
+import lzma
+
+import pytest
+
+from harness.errors import ConfigError
+from harness.kconfig import check_fragments, fragments_digest, parse_config, read_base
 
 
 def test_parse_config_reads_values_and_not_set():
@@ -35,3 +40,22 @@ def test_builds_object_follows_the_makefiles_gates(tmp_path):
     assert not builds_object(tmp_path, {}, "mm/memcontrol.o")
     assert not builds_object(tmp_path, {"CONFIG_MEMCG": "y"}, "io_uring/filetable.o")
     assert builds_object(tmp_path, {}, "mm/slub.o")
+
+
+def test_base_config_is_read_decompressed_and_named_when_missing(tmp_path):
+    text = b"CONFIG_MEMCG=y\n# CONFIG_SWAP is not set\n"
+    xz = tmp_path / "config.amd64.xz"
+    xz.write_bytes(lzma.compress(text))
+    assert read_base(xz) == text
+    with pytest.raises(ConfigError, match="linux-config-6.12"):
+        read_base(tmp_path / "linux-config-6.12" / "config.xz")
+
+
+def test_the_base_config_is_part_of_the_build_identity(tmp_path):
+    frag = tmp_path / "f.config"
+    frag.write_text("CONFIG_X=y\n")
+    a, b = tmp_path / "a.config", tmp_path / "b.config"
+    a.write_text("CONFIG_A=y\n")
+    b.write_text("CONFIG_B=y\n")
+    tiny = fragments_digest([frag])
+    assert len({tiny, fragments_digest([frag], base=a), fragments_digest([frag], base=b)}) == 3

@@ -129,14 +129,15 @@ def test_repository_matrix_expands_to_the_documented_cells():
     m = load_matrix(ROOT / "nightly.yaml")
     ids = [c.id for c in m.cells()]
     assert ids == sorted(ids)
-    for profile in ("default", "debug", "arm64"):
+    for profile in ("default", "debug", "arm64", "distro"):
         for kernel in ("vanilla", "series"):
             for suite in ("guest", "selftests", "kunit"):
                 assert f"{profile}-{kernel}-{suite}" in ids
     # bench measures both kernels in one run, and is excluded on the debug
     # and arm64 profiles
-    assert [i for i in ids if i.endswith("-bench")] == [f"default-{BOTH}-bench"]
-    assert len(ids) == 19
+    assert [i for i in ids if i.endswith("-bench")] == [f"default-{BOTH}-bench",
+                                                         f"distro-{BOTH}-bench"]
+    assert len(ids) == 26
     assert m.suites["kunit"].report == ("kunit",)
     assert m.suites["selftests"].tests == ("test_kmem", "test_memcontrol")
 

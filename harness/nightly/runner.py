@@ -18,7 +18,7 @@ import shutil
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -127,9 +127,9 @@ def _attempt(rec: RunRecord, body: Callable[[], int]) -> tuple[int, str, str]:
 def _profile(cell: Cell, suite: Suite, opts: Options, ref: str) -> Profile:
     prof = load_profile(ref)
     if suite.tests:
-        prof.tests = list(suite.tests)
+        prof = replace(prof, tests=list(suite.tests))
     if opts.accel:
-        prof.qemu.accel = opts.accel
+        prof = replace(prof, qemu=replace(prof.qemu, accel=opts.accel))
     return prof
 
 
@@ -141,11 +141,13 @@ def _patchset(prof: Profile, out: Path) -> list[dict[str, str]]:
     (out / "patches").mkdir(exist_ok=True)
     entries = []
     for p in series.patches:
-        data = p.read_bytes()
-        dest = out / "patches" / p.name
+        # By file name (an mbox's are split into 0001-subject.patch): KCIDB
+        # links patches/<name>.
+        data = p.path.read_bytes()
+        dest = out / "patches" / p.path.name
         if not dest.exists():
             dest.write_bytes(data)
-        entries.append({"name": p.name, "sha256": hashlib.sha256(data).hexdigest()})
+        entries.append({"name": p.path.name, "sha256": hashlib.sha256(data).hexdigest()})
     return entries
 
 
@@ -156,7 +158,7 @@ def _bench(req: run.Request, suite: Suite, rec: RunRecord) -> int:
         from harness import bench
 
         bopts = bench.Options(**suite.options)
-        bench.configure(req.profile, bopts)
+        req = replace(req, profile=bench.configure(req.profile, bopts))
         runner = bench.run_bench
     except (ImportError, AttributeError) as e:
         raise BenchUnavailable(f"harness bench is not available: {e}") from None
