@@ -701,8 +701,8 @@ def _boot_problems(outcome: BootOutcome, samples: list[Any], program: str = PROG
     verdict = judging.judge_boot(outcome, [program], table or {}, judging.Policy(
         kernels=(kernel,) if kernel else expectations.KERNELS, kunit=False))
     problems = []
-    if outcome.end != "done":
-        problems.append(f"guest ended with {outcome.end!r}")
+    if verdict.end != "done":
+        problems.append(f"guest ended with {verdict.end!r}")
     problems += [f"harness: {e}" for e in verdict.errors]
     problems += [f"kernel {s.kind}: {s.title}" for s in verdict.splats]
     if verdict.mismatches:
