@@ -35,12 +35,11 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
-from harness import images, ktap, printer, run, splat
+from harness import expectations, images, printer, run
+from harness import judge as judging
 from harness.boot import BootOutcome, boot, strip_timestamp
 from harness.errors import EXIT_INFRA, EXIT_OK, EXIT_TEST_FAILURE, ConfigError
-from harness.ktap import Status
 from harness.profile import Profile, cache_dir
-from harness.report import split_console
 from harness.results import RunRecord
 
 PROGRAM = "bench_open"
@@ -695,26 +694,26 @@ def up_to_date(req: run.Request) -> run.KernelImage | None:
 
 
 def _boot_problems(outcome: BootOutcome, samples: list[Any], program: str = PROGRAM,
-                   marker: str = "# bench:") -> list[str]:
+                   marker: str = "# bench:", kernel: str = "",
+                   table: expectations.Table | None = None) -> list[str]:
+    """What was wrong with one benchmark boot: the judge's verdict on PROGRAM
+    (as KERNEL is declared to run it), in this report's words, and no samples."""
+    verdict = judging.judge_boot(outcome, [program], table or {}, judging.Policy(
+        kernels=(kernel,) if kernel else expectations.KERNELS, kunit=False))
     problems = []
-    if outcome.end != "done":
-        problems.append(f"guest ended with {outcome.end!r}")
-    splats = splat.find_splats(outcome.lines)
-    problems += [f"kernel {s.kind}: {s.title}" for s in splats]
-    _, guest = split_console(outcome.lines)
-    docs = [d for d in ktap.parse(guest or []).children if d.name == "guest"]
-    prog = next((c for c in docs[0].children if c.name == program), None) if docs else None
-    bad = [leaf.name for leaf in _leaves(prog) if leaf.status not in (Status.PASS, Status.SKIP)
-           ] if prog else [program]
-    if bad:
-        problems.append(f"failed: {', '.join(bad)}")
+    if verdict.end != "done":
+        problems.append(f"guest ended with {verdict.end!r}")
+    problems += [f"harness: {e}" for e in verdict.errors]
+    problems += [f"kernel {s.kind}: {s.title}" for s in verdict.splats]
+    if verdict.mismatches:
+        problems.append("failed: " + ", ".join(
+            m.leaf.name + (f" ({m.leaf.reason})" if m.leaf.reason else "")
+            for m in verdict.mismatches))
+    if not problems and verdict.code != EXIT_OK:
+        problems += verdict.reasons
     if not samples:
         problems.append(f"no `{marker}` lines on the console")
     return problems
-
-
-def _leaves(node: ktap.TestResult) -> list[ktap.TestResult]:
-    return [node] if not node.children else [x for c in node.children for x in _leaves(c)]
 
 
 def _describe(info: dict[str, Any]) -> str:
@@ -776,7 +775,7 @@ def run_bench(base: run.Request, opts: Options, rec: RunRecord) -> int:
             got = parse_lines(outcome.lines, i)
             samples[k] += got
             accels.add(outcome.accel)
-            problems = _boot_problems(outcome, got)
+            problems = _boot_problems(outcome, got, kernel=k, table=req.declarations())
             boots.append({"kernel": k, "boot": i, "accel": outcome.accel, "end": outcome.end,
                           "seconds": round(outcome.seconds, 1), "samples": len(got),
                           "problems": problems, "console": log.name})
@@ -860,7 +859,8 @@ def _run_scale(reqs: dict[str, run.Request], images: dict[str, run.KernelImage],
             accel = next((c[c.index("-accel") + 1] for a, c in cmds.items()
                           if a == outcome.accel and "-accel" in c), outcome.accel)
             accels.add(accel)
-            problems = _boot_problems(outcome, got, SCALE_PROGRAM, "# scale:")
+            problems = _boot_problems(outcome, got, SCALE_PROGRAM, "# scale:", k,
+                                      req.declarations())
             cpus = guest_cpus(outcome.lines)
             if cpus is not None and cpus != opts.smp:
                 problems.append(f"the guest brought up {cpus} CPUs, not {opts.smp}")

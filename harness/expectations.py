@@ -1,23 +1,31 @@
 """What each guest test is declared to do on each kernel (vanilla, series).
 
 guest-tests/expectations.yaml maps program -> test -> {vanilla, series},
-each one of pass | fail | skip; `_default` covers a program's other tests.
-An optional `flaky: <why>` marks a test that can fail by chance (an upstream
-selftest racing per-CPU caches): when only such tests disagree, the harness
-runs their programs once more and reports both runs.
+each one of:
+  pass                 the test passes;
+  skip                 the test skips itself (a feature this kernel lacks);
+  {fail: "<text>"}     the test reports `not ok` and its own output shows
+                       <text> (a substring; "/.../" makes it a regex, matched
+                       against each line without its indentation): a
+                       declared failure names the failure it expects.
+`_default` covers a program's other tests, and a program without subtests.
+An optional `flaky: <why>` marks a test that can fail by chance for a known
+reason (an upstream selftest racing per-CPU caches): when only such tests
+disagree, the harness runs their programs once more and reports both runs.
 A result that disagrees with its declaration fails the run, in either
-direction: a test expected to fail on vanilla that passes is news too.
+direction: a test expected to fail on vanilla that passes is news too, and
+so is a skip nobody declared, or a crash where a failure was declared.
 
 An optional `arch: {ARCH: {vanilla: ..., series: ..., why: <reason>}}`
 overrides the declaration on that target architecture (harness/target.py
 names them), with the reason it differs there.
 """
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import ConfigError
-from harness.ktap import Status
 from harness.profile import yaml_mapping
 from harness.target import ARCHES
 
@@ -27,31 +35,84 @@ DEFAULT = "_default"
 
 
 @dataclass(frozen=True)
+class Outcome:
+    """One declared outcome: pass, skip, or fail showing `shows`."""
+
+    want: str = "pass"
+    shows: str = ""  # for a failure: the text (or "/regex/") its output must show
+    _re: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
+
+    def __str__(self) -> str:
+        return f"fail with {self.shows!r}" if self.want == "fail" else self.want
+
+    def seen_in(self, lines: list[str]) -> bool:
+        """Whether LINES (a test's own output) show the declared failure; the
+        indentation KTAP nesting adds is not part of it."""
+        if self._re is not None:
+            return any(self._re.search(line.strip()) for line in lines)
+        return any(self.shows in line for line in lines)
+
+
+PASS = Outcome("pass")
+SKIP = Outcome("skip")
+
+
+def failing(shows: str) -> Outcome:
+    """A declared failure that shows SHOWS; "/.../" is a regular expression."""
+    pattern = None
+    if len(shows) > 2 and shows.startswith("/") and shows.endswith("/"):
+        pattern = re.compile(shows[1:-1])
+    return Outcome("fail", shows, pattern)
+
+
+@dataclass(frozen=True)
 class Expectation:
-    vanilla: str = "pass"
-    series: str = "pass"
+    vanilla: Outcome = PASS
+    series: Outcome = PASS
     flaky: str = ""  # why it may fail by chance; "" = it may not
 
-    def on(self, kernel: str) -> str:
+    def on(self, kernel: str) -> Outcome:
         return getattr(self, kernel)
 
 
 Table = dict[str, dict[str, Expectation]]
 
+_FAIL_FORM = '{fail: "<what its output shows: an errno, an OOM kill, an assertion>"}'
 
-def _outcomes(exp: dict, where: str, extra: tuple[str, ...]) -> None:
+
+def _outcome(v: object, where: str) -> Outcome:
+    if v in ("pass", "skip"):
+        return PASS if v == "pass" else SKIP
+    if v == "fail":
+        raise ConfigError(f"{where}: a declared failure names the failure it expects: "
+                          f"{_FAIL_FORM}")
+    if isinstance(v, dict) and list(v) == ["fail"]:
+        shows = v["fail"]
+        if not isinstance(shows, str) or not shows.strip():
+            raise ConfigError(f"{where}.fail: expected the text the failure shows (a string)")
+        try:
+            return failing(shows)
+        except re.error as e:
+            raise ConfigError(f"{where}.fail: bad regular expression {shows!r}: {e}") from None
+    raise ConfigError(f"{where}: {v!r} is not one of pass, skip, {_FAIL_FORM}")
+
+
+def _outcomes(exp: dict, where: str, extra: tuple[str, ...]) -> dict:
+    """EXP's keys checked, its kernels' outcomes parsed (EXTRA keys are dropped)."""
+    out: dict = {}
     for k, v in exp.items():
         if k in extra:
             continue
         if k == "flaky":
             if not isinstance(v, str) or not v.strip():
                 raise ConfigError(f"{where}.flaky: say why it is flaky (a string)")
+            out[k] = v
             continue
         if k not in KERNELS:
             raise ConfigError(f"{where}.{k}: unknown key (known: vanilla, series, flaky, "
                               f"{', '.join(extra)})")
-        if v not in OUTCOMES:
-            raise ConfigError(f"{where}.{k}: {v!r} is not one of pass, fail, skip")
+        out[k] = _outcome(v, f"{where}.{k}")
+    return out
 
 
 def _for_arch(exp: dict, where: str, arch: str) -> dict:
@@ -83,8 +144,7 @@ def parse(text: str, filename: str, arch: str = "x86_64") -> Table:
             if not isinstance(exp, dict):
                 raise ConfigError(f"{where}: expected {{vanilla: ..., series: ...}}")
             exp = _for_arch(dict(exp), where, arch)
-            _outcomes(exp, where, ("arch",))
-            table[str(prog)][str(test)] = Expectation(**exp)
+            table[str(prog)][str(test)] = Expectation(**_outcomes(exp, where, ("arch",)))
     return table
 
 
@@ -98,18 +158,3 @@ def load(path: Path, arch: str) -> Table:
 def lookup(table: Table, program: str, test: str) -> Expectation:
     tests = table.get(program, {})
     return tests.get(test) or tests.get(DEFAULT) or Expectation()
-
-
-def outcome_of(status: Status) -> str:
-    if status in (Status.PASS, Status.XFAIL):
-        return "pass"
-    if status in (Status.SKIP, Status.NO_TESTS):
-        return "skip"
-    return "fail"
-
-
-def matches(status: Status, expected: str) -> bool:
-    got = outcome_of(status)
-    # A skip (feature not in this config) never contradicts a declaration;
-    # it is reported as skipped.
-    return got == expected or got == "skip"

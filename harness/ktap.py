@@ -10,7 +10,9 @@ unstructured lines of either source land in the log of the test that is running.
 
 Structure is recovered from indentation alone (any width, tabs expanded), never
 from test names, so that it works for both nesting widths and for headerless
-subtests.  ``parse`` never raises: whatever it cannot understand is kept as log.
+subtests.  ``parse`` never raises: whatever it cannot understand is kept as log,
+and a line it failed on (a parser bug) is listed by ``parse_errors``, which a
+judge must read: a console the parser could not read is not a passing one.
 
 Naming: ``walk`` joins names with ``/`` (``SEP``), e.g.
 ``guest/file_charge/file_charge.over_limit_enomem``; '.' is not usable because
@@ -212,6 +214,27 @@ def counts(result: TestResult) -> dict[Status, int]:
 
 
 # --- parser ------------------------------------------------------------------
+
+PARSE_ERROR = "ktap parser error: "
+
+
+def parse_errors(root: TestResult) -> list[str]:
+    """The lines ``parse`` failed on (with the exception), from its root's log."""
+    return [line[len(PARSE_ERROR):] for line in root.log if line.startswith(PARSE_ERROR)]
+
+
+def line_kind(text: str) -> tuple[int, str, str]:
+    """(indentation, kind, name) of one line with its printk prefix removed:
+    kind is version, plan, subtest (name: the subtest's), result (name: the
+    test's) or noise, as the parser sees it."""
+    kind, match = _classify(text.lstrip(" "))
+    name = ""
+    if isinstance(match, _Result):
+        name = match.name or f"test {match.number}"
+    elif kind == "subtest" and isinstance(match, re.Match):
+        name = match.group(1).strip()
+    return _indent(text), kind, name
+
 
 
 @dataclass
@@ -545,11 +568,12 @@ def parse(lines: Iterable[str] | str) -> TestResult:
             for line in str(item).splitlines() or [""]:
                 try:
                     parser.feed(line)
-                except Exception as exc:  # noqa: BLE001 - totality beats precision here
-                    parser.root.log.append(f"ktap parser error: {exc!r} on line {line!r}")
+                except Exception as exc:  # noqa: BLE001 - totality; parse_errors tells
+                    parser.root.log.append(f"{PARSE_ERROR}{exc!r} on line {parser._line_no} "
+                                           f"{line!r}")
         return parser.finish()
     except Exception as exc:  # noqa: BLE001 - e.g. the iterable itself failed
-        parser.root.log.append(f"ktap parser error: {exc!r}")
+        parser.root.log.append(f"{PARSE_ERROR}{exc!r}")
         try:
             return parser.finish()
         except Exception:  # noqa: BLE001

@@ -9,6 +9,10 @@ matches.  Once the log has shown printk timestamps, headlines without one are
 ignored too, since they can only come from userspace writing to the console.
 A timestamped headline is also found mid-line, because the kernel's console
 output can land in the middle of a line a guest program is writing.
+
+A detector that fails on a line has not looked at it: ``errors`` says where,
+and ``scan`` returns them so the judge can call the run an infrastructure
+failure instead of a pass.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from harness.errors import InfraError
 from harness.ktap import strip_printk_prefix
 
 KINDS = (
@@ -169,6 +174,7 @@ class SplatDetector:
         self.splats: list[Splat] = []
         self.max_lines = max_lines
         self.require_timestamp = require_timestamp
+        self.errors: list[str] = []  # "console line N: <exception>" per line it failed on
         self._line_number = 0
         self._seen_kernel_prefix = False
         self._open: Splat | None = None
@@ -185,7 +191,8 @@ class SplatDetector:
         self._line_number += 1
         try:
             return self._feed(line, n)
-        except Exception:  # noqa: BLE001 - a detector must never take the run down
+        except Exception as e:  # noqa: BLE001 - the streaming caller must go on; the judge won't
+            self.errors.append(f"console line {n + 1}: {e!r}")
             return None
 
     def _feed(self, line: str, n: int) -> Splat | None:
@@ -238,11 +245,24 @@ class SplatDetector:
             self._open = None
 
 
-def find_splats(lines: Sequence[str] | Iterable[str]) -> list[Splat]:
-    """All splats in a whole console log, in order."""
+def scan(lines: Sequence[str] | Iterable[str]) -> tuple[list[Splat], list[str]]:
+    """(all splats in a whole console log in order, the detector's errors)."""
     if isinstance(lines, str):
         lines = lines.splitlines()
     detector = SplatDetector()
     for line in lines:
         detector.feed(line)
-    return detector.splats
+    return detector.splats, detector.errors
+
+
+def find_splats(lines: Sequence[str] | Iterable[str]) -> list[Splat]:
+    """All splats in a whole console log, in order; a detector error raises
+    DetectorError (a log it could not read is no evidence of a clean kernel)."""
+    splats, errors = scan(lines)
+    if errors:
+        raise DetectorError(f"the splat detector failed on {len(errors)} line(s): {errors[0]}")
+    return splats
+
+
+class DetectorError(InfraError):
+    """The splat detector itself failed: the console was not fully checked."""

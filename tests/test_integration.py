@@ -45,9 +45,22 @@ def test_default_build_and_test_passes(default_run):
 
 
 def test_vanilla_shows_exactly_the_declared_failures(default_run, results_root):
+    from harness import expectations
+
     run = harness("build-and-test", "--no-series", results_root=results_root)
     assert run.returncode == 0, run.output
     assert run.data["metadata"]["patches"] == []
+    table = expectations.load(ROOT / "guest-tests" / "expectations.yaml", "x86_64")
+    got = {t["name"]: t["status"] for t in run.data["tests"] if t["name"].startswith("guest/")}
+    declared = {f"guest/{prog}/{test}": exp.vanilla.want for prog, tests in table.items()
+                for test, exp in tests.items() if test != expectations.DEFAULT}
+    # Every test declared to fail on vanilla ran and failed as declared,
+    # every declared skip skipped, and nothing else did either.
+    ran = {n: declared.get(n, "pass") for n in got if n.count("/") == 2}
+    want = {n: {"pass": "PASS", "fail": "XFAIL", "skip": "SKIP"}[w] for n, w in ran.items()}
+    assert {n: got[n] for n in want} == want
+    assert [n for n, w in declared.items() if w == "fail" and n.split("/")[1] in
+            {m.split("/")[1] for m in got}] == [n for n in declared if got.get(n) == "XFAIL"]
 
 
 def test_malformed_profile_is_a_usage_error(tmp_path, results_root):

@@ -14,7 +14,9 @@ from harness.ktap import (
     TestResult,
     aggregate_status,
     counts,
+    line_kind,
     parse,
+    parse_errors,
     strip_printk_prefix,
     walk,
 )
@@ -425,3 +427,31 @@ def test_fuzz_random_bytes(seed: int) -> None:
     text = blob.decode("utf-8", "replace")
     _assert_sane(parse(text.splitlines()))
     _assert_sane(parse([blob]))  # bytes items are tolerated too
+
+
+def test_a_line_the_parser_fails_on_is_listed_by_parse_errors(monkeypatch) -> None:
+    import harness.ktap as ktap_mod
+
+    real = ktap_mod._classify
+
+    def broken(body: str):
+        if body == "ok 2 b":
+            raise RuntimeError("parser bug")
+        return real(body)
+
+    monkeypatch.setattr(ktap_mod, "_classify", broken)
+    r = parse(["KTAP version 1", "1..2", "ok 1 a", "ok 2 b"])
+    (err,) = parse_errors(r)
+    assert "RuntimeError('parser bug') on line 4 'ok 2 b'" == err
+    # The result it could not read is not a pass either.
+    assert leaves(r)["guest/test 2 (never reported)"] == Status.CRASHED
+    assert parse_errors(parse(load("guest_kselftest.log"))) == []
+
+
+def test_line_kind_names_what_the_parser_sees() -> None:
+    assert line_kind("  ok 3 charge.covers_pipes # SKIP x") == (2, "result", "charge.covers_pipes")
+    assert line_kind("    ok 10 # SKIP test_memcg_swap_max_peak") == (
+        4, "result", "test_memcg_swap_max_peak")
+    assert line_kind("  # Subtest: file_charge") == (2, "subtest", "file_charge")
+    assert line_kind("KTAP version 1") == (0, "version", "")
+    assert line_kind("  #  RUN           charge.covers_pipes ...")[1] == "noise"

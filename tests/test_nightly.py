@@ -69,6 +69,7 @@ class FakePipeline:
 
     def __init__(self) -> None:
         self.outcomes: dict[tuple[str, str], list[dict[str, Status]]] = {}
+        self.flaky: set[str] = set()  # leaves declared flaky (with a cause)
         self.boots: dict[tuple[str, str], int] = {}
         self.builds: list[str] = []
 
@@ -96,7 +97,11 @@ class FakePipeline:
         root = TestResult("", Status.PASS, children=[kunit, TestResult("guest", Status.PASS,
                                                                         children=progs)])
         data = to_json(root, [], rec.data["metadata"])
-        rec.data.update(tests=data["tests"], splats=[])
+        # As report.emit records the judge's mismatches.
+        unexpected = [{"name": t["name"], "status": t["status"],
+                       "flaky": "a known race" if t["name"].rsplit("/", 1)[-1] in self.flaky
+                       else ""} for t in data["tests"] if t["status"] in ("FAIL", "CRASHED")]
+        rec.data.update(tests=data["tests"], splats=[], unexpected=unexpected)
         rec.path("junit.xml").write_text(to_junit(root, f"harness.{req.kernel}", []))
         rec.path("console.log").write_text("fake console\n")
         bad = any(t["status"] in ("FAIL", "CRASHED") for t in data["tests"])
@@ -285,6 +290,7 @@ def test_flaky_failure_passes_on_retry_and_is_reported(project, fake, tmp_path):
     write_matrix(project, SMALL.replace("[default, debug]", "[default]")
                  .replace("[guest, kunit]", "[guest]"))
     fake.outcomes[("series", "file_charge")] = [{"case": Status.FAIL}, {"case": Status.PASS}]
+    fake.flaky = {"case"}
     code, out = nightly.run_matrix(opts(project, tmp_path, retries=1))
     assert code == EXIT_OK
     cell = json.loads((out / "nightly.json").read_text())["cells"]["default-series-guest"]
@@ -299,6 +305,24 @@ def test_flaky_failure_passes_on_retry_and_is_reported(project, fake, tmp_path):
     assert len(list(junit.iter("flakyFailure"))) == 1
     doc = json.loads((out / "kcidb.json").read_text())
     assert any(t.get("misc", {}).get("flaky") for t in doc["tests"])
+
+
+def test_a_failure_not_declared_flaky_is_never_retried(project, fake, tmp_path):
+    write_matrix(project, SMALL.replace("[default, debug]", "[default]")
+                 .replace("[guest, kunit]", "[guest]"))
+    fake.outcomes[("series", "file_charge")] = [{"case": Status.FAIL}, {"case": Status.PASS}]
+    code, out = nightly.run_matrix(opts(project, tmp_path, retries=2))
+    assert code == EXIT_TEST_FAILURE
+    cell = json.loads((out / "nightly.json").read_text())["cells"]["default-series-guest"]
+    assert cell["status"] == "fail" and len(cell["attempts"]) == 1
+    assert not cell.get("flaky_tests")
+    # Nor when a declared-flaky test fails next to one that is not.
+    fake.outcomes[("series", "file_charge")] = [{"case": Status.FAIL, "other": Status.FAIL},
+                                                {"case": Status.PASS, "other": Status.PASS}]
+    fake.flaky, fake.boots = {"case"}, {}
+    code, out = nightly.run_matrix(opts(project, tmp_path / "2", retries=2))
+    cell = json.loads((out / "nightly.json").read_text())["cells"]["default-series-guest"]
+    assert code == EXIT_TEST_FAILURE and len(cell["attempts"]) == 1
 
 
 def test_without_retries_the_same_failure_fails(project, fake, tmp_path):

@@ -44,8 +44,13 @@ def test_bad_profiles_name_file_and_key(text, needle):
 
 
 def test_shipped_profiles_are_valid():
-    for path in (project_dir() / "profiles").glob("*.yaml"):
-        parse_profile(path.read_text(), str(path))
+    paths = sorted((project_dir() / "profiles").glob("*.yaml"))
+    assert {"default.yaml", "debug.yaml"} <= {p.name for p in paths}
+    for path in paths:
+        prof = parse_profile(path.read_text(), str(path))
+        # Each names a series and an expectations table that exist.
+        assert (project_dir() / prof.series).is_file(), path
+        assert (project_dir() / prof.expectations).is_file(), path
 
 
 @pytest.mark.parametrize("name", ["default", "debug"])

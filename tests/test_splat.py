@@ -20,6 +20,8 @@ EXPECTED_KINDS: dict[str, list[str]] = {
     "console-vanilla-all-6.12.117.log": [],
     "console-series-all-6.12.117.log": [],
     "console-debug-series-all-6.12.117.log": [],
+    # console-series-all with splat_warning.log inserted inside charge.covers_pipes
+    "console-series-splat-in-case-6.12.117.log": ["warning"],
     "bench_open_console.log": [],
     "kunit_boot.log": [],
     "guest_kselftest.log": [],
@@ -251,3 +253,24 @@ def test_fuzz_never_raises(seed: int) -> None:
     rng.shuffle(lines)
     for s in find_splats(lines):
         assert s.kind in KINDS and len(s.lines) <= MAX_SPLAT_LINES
+
+
+def test_a_line_the_detector_fails_on_is_an_error_not_a_clean_log(monkeypatch) -> None:
+    import harness.splat as splat_mod
+
+    real = splat_mod.classify
+
+    def broken(message: str) -> str | None:
+        if message.startswith("BUG: "):
+            raise RuntimeError("rule bug")
+        return real(message)
+
+    monkeypatch.setattr(splat_mod, "classify", broken)
+    lines = ["[    1.0] Linux version 6.12", "[    1.1] BUG: kernel NULL pointer dereference"]
+    det = SplatDetector()
+    assert [det.feed(line) for line in lines] == [None, None]  # a stream goes on ...
+    assert det.errors == ["console line 2: RuntimeError('rule bug')"]  # ... but says so
+    assert splat_mod.scan(lines) == ([], det.errors)
+    with pytest.raises(splat_mod.DetectorError, match="console line 2") as e:
+        find_splats(lines)
+    assert e.value.exit_code == 4

@@ -48,9 +48,6 @@ from harness.profile import Profile, load_profile, project_path
 from harness.results import RunRecord
 from harness.series import read_series
 
-# Codes after which rerunning the tests on the same image can tell us something.
-_RETRYABLE = (EXIT_TEST_FAILURE, EXIT_INFRA)
-
 
 class BenchUnavailable(InfraError):
     """harness.bench is missing or does not offer what the nightly calls."""
@@ -170,12 +167,24 @@ def _bench(req: run.Request, suite: Suite, rec: RunRecord) -> int:
     return runner(req, bopts, rec)
 
 
+def _only_declared_flaky(data: dict[str, Any]) -> bool:
+    """Whether an attempt failed only in tests declared flaky (expectations.yaml
+    `flaky:`, with a known cause): the one kind of failure a retry may relabel.
+    A splat, a KUnit failure, an infrastructure error or any other test stays
+    a failure, whatever a second boot would say."""
+    declared = {u["name"] for u in data.get("unexpected", []) if u.get("flaky")}
+    bad = [t["name"] for t in data.get("tests", []) if t["status"] in nightly_report.BAD]
+    return (data.get("exit_code") == EXIT_TEST_FAILURE and not data.get("splats")
+            and not data.get("infra_errors") and bool(bad) and all(n in declared for n in bad))
+
+
 def _flaky_tests(first: dict[str, Any], final: dict[str, Any], report: list[str]) -> list[str]:
+    declared = {u["name"] for u in first.get("unexpected", []) if u.get("flaky")}
     before = {t["name"]: t["status"] for t in first.get("tests", [])
               if nightly_report.owns(t["name"], report)}
     after = {t["name"]: t["status"] for t in final.get("tests", [])}
-    return sorted(n for n, s in before.items()
-                  if s in nightly_report.BAD and after.get(n) in nightly_report.GOOD)
+    return sorted(n for n, s in before.items() if n in declared
+                  and s in nightly_report.BAD and after.get(n) in nightly_report.GOOD)
 
 
 def _elsewhere(data: dict[str, Any], report: list[str]) -> str:
@@ -232,7 +241,7 @@ def run_cell(cell: Cell, matrix: Matrix, out: Path, opts: Options, retries: int,
         entry["attempts"][-1].update(exit_code=code, status=status)
         first = final = rec.data
         for i in range(1, retries + 1):
-            if code not in _RETRYABLE or not image:
+            if not image or not _only_declared_flaky(final):
                 break
             printer.stage(f"{cell.id}: exit {code}; retry {i}/{retries} of its tests")
             again = RunRecord(root, f"retry{i}-{req.kernel}")
