@@ -21,6 +21,7 @@ EXPECTED_KINDS: dict[str, list[str]] = {
     "console-series-all-6.12.117.log": [],
     "console-debug-series-all-6.12.117.log": [],
     "bench_open_console.log": [],
+    "bench_open_at_limit_console.log": [],
     "kunit_boot.log": [],
     "guest_kselftest.log": [],
     "splat_warning.log": ["warning"],
