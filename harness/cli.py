@@ -270,7 +270,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
                          build="never" if args.no_build else
                          "always" if args.rebuild else "auto",
                          vanilla_only=args.no_series, root_offline=args.root_offline,
-                         scale=args.scale, smp=args.smp or 2, seconds=args.seconds)
+                         scale=args.scale, smp=args.smp or 2, seconds=args.seconds,
+                         kernel_args=tuple(args.kernel or ()))
     req = request_from_args(args)
     req = replace(req, profile=bench.configure(req.profile, opts))
     return _run(req, "bench", lambda rec: bench.run_bench(req, opts, rec))
@@ -278,6 +279,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def _add_bench(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("benchmark")
+    g.add_argument("--kernel", action="append", metavar="NAME=SERIES",
+                   help="a kernel to compare, repeatable, in order: NAME=SERIES_FILE (or mbox), "
+                        "NAME=none for the base alone; bare `vanilla` and `series` (the "
+                        "profile's). Ratios are against the first kernel without a series. "
+                        "Default: vanilla and series")
     g.add_argument("--repeat", type=int, default=3, help="boots per kernel (default 3)")
     g.add_argument("--iters", type=int, default=20000,
                    help="iterations per measurement (default 20000)")

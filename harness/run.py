@@ -60,6 +60,9 @@ class Request:
     # e.g. W=1), no image; the build stage records their warnings.
     goals: tuple[str, ...] = ()
     make_extra: tuple[str, ...] = ()
+    # `harness bench --kernel NAME=SERIES`: keep a third series' image under its own
+    # label, so that it does not replace the profile's series image (and back).
+    label: str = ""
 
     @property
     def target(self) -> Target:
@@ -73,6 +76,8 @@ class Request:
     def kernel(self) -> str:
         if self.at_head:
             return self.at_head
+        if self.label and not self.no_series:
+            return self.label
         return "vanilla" if self.no_series or not self.profile.series else "series"
 
 
