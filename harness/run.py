@@ -11,7 +11,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import expectations, images, printer, report
+from harness import expectations, images, printer, report, selection
 from harness.boot import BootOutcome, boot
 from harness.build import build
 from harness.errors import ConfigError, HarnessError
@@ -282,13 +282,23 @@ def preflight(req: Request) -> None:
 
 
 def selected_tests(req: Request, rootfs: Path) -> list[str]:
+    """The programs to run (`prog:case` entries name their program)."""
     available = guest_programs(rootfs)
-    wanted = req.profile.tests or default_selection(available)
+    wanted = selection.programs(req.profile.tests) or default_selection(available)
     unknown = [t for t in wanted if t not in available]
     if unknown:
         raise ConfigError(f"unknown guest tests: {', '.join(unknown)} "
                           f"(available: {', '.join(available)})")
     return wanted
+
+
+def selected_cases(req: Request) -> selection.Selection:
+    """The cases to run of each program; a program not in it runs whole.
+
+    Checked against the sources again (cli.py checks before anything is
+    locked or built): a profile's own tests: list reaches here too.
+    """
+    return selection.check(req.profile.tests, project_path(req.profile.guest_tests))
 
 
 def qemu_commands(req: Request, img: KernelImage, rootfs: Path, tests: list[str],
@@ -304,7 +314,8 @@ def qemu_commands(req: Request, img: KernelImage, rootfs: Path, tests: list[str]
     accels, why = choose_accel(prof.qemu.accel, cache_dir(), arch)
     cmdline = kernel_cmdline(arch, tests, prof.timeouts.per_test,
                              [*prof.qemu.cmdline, *cmdline_extra],
-                             shell=req.interactive, cpus=prof.qemu.smp)
+                             shell=req.interactive, cpus=prof.qemu.smp,
+                             cases=selected_cases(req))
     cmds = {a: [*qemu_command(arch, prof.qemu, a, img.image, rootfs / "initramfs.cpio",
                               cmdline, interactive=req.interactive, name=name), *extra]
             for a in accels}

@@ -46,6 +46,7 @@ from harness.errors import EXIT_OK, ConfigError, HarnessError
 from harness.profile import cache_dir
 from harness.results import RunRecord
 from harness.rootfs import gen_init_cpio_tool
+from harness.selection import guest_args
 
 LOOPBACK = "127.0.0.1"  # the only host address the forward may ever use
 GUEST_PORT = 22
@@ -394,13 +395,15 @@ def console(text: str) -> str:
     return f"echo {shlex.quote(text)} >/dev/console"
 
 
-def test_command(name: str, per_test: int) -> str:
+def test_command(name: str, per_test: int, cases: tuple[str, ...] = ()) -> str:
+    """CASES: run only these (harness/selection.py), as the console init does."""
     d = shlex.quote(f"{SCRATCH}/{name}")
+    argv = shlex.join([f"/tests/{name}", *guest_args(cases)])
     # No exec: a program killed by a signal must become the shell's 128+N
     # status (137 = timeout), as on the console, not an SSH exit-signal. The
     # program's stderr joins its stdout, as on the console.
     return (f"mkdir -p {d} && cd {d} && "
-            f"timeout -s KILL {per_test} {shlex.quote('/tests/' + name)} 2>&1; exit $?")
+            f"timeout -s KILL {per_test} {argv} 2>&1; exit $?")
 
 
 # --- harness test --transport ssh -------------------------------------------
@@ -418,6 +421,7 @@ class SshSession:
     monitor: Path
     files_dir: Path
     echo: bool = False
+    cases: dict[str, tuple[str, ...]] = field(default_factory=dict)  # selected cases per test
     stop: threading.Event = field(default_factory=threading.Event)
     lines: list[str] = field(default_factory=list)  # KTAP, as the console init prints it
     completed: bool = False
@@ -505,8 +509,8 @@ class SshSession:
                 if self.echo:
                     print("\n".join(new), flush=True)
 
-        res = guest.run(test_command(name, self.per_test), self.per_test + GUARD_SECONDS,
-                        on_data)
+        res = guest.run(test_command(name, self.per_test, self.cases.get(name, ())),
+                        self.per_test + GUARD_SECONDS, on_data)
         self.lines.extend(f"  {ln}" for ln in output_lines(bytes(pending)))
         if res.timed_out:
             # The guest's own timeout should have fired; the guest is unwell.
@@ -569,7 +573,7 @@ def test_kernel(req: run.Request, img: run.KernelImage, rec: RunRecord) -> int:
                       f"({why}); over SSH ({LOOPBACK}:{port}): {', '.join(tests)}")
         session = SshSession(port, keys, tests, prof.timeouts.per_test, rec.path("console.log"),
                              work / "monitor.sock", rec.path("guest-files"),
-                             echo=printer.verbose)
+                             echo=printer.verbose, cases=run.selected_cases(req))
         worker = threading.Thread(target=session.run, name="ssh-session", daemon=True)
         worker.start()
         t0 = time.monotonic()

@@ -11,7 +11,7 @@ incremental bisect costs.
 import time
 from dataclasses import dataclass, replace
 
-from harness import expectations, printer, run
+from harness import expectations, printer, run, selection
 from harness import judge as judging
 from harness.boot import BootOutcome, boot
 from harness.judge import Verdict
@@ -68,7 +68,8 @@ def boot_and_judge(req: run.Request, img: run.KernelImage, rec: RunRecord, jd: J
     rootfs = run.prepare_rootfs(req, img, rec)
     times.rootfs += time.monotonic() - t0
     if jd.tests is None or jd.tests:
-        if jd.tests:
+        if jd.tests and selection.programs(req.profile.tests) != jd.tests:
+            # A case selection of these programs (bisect --test PROG:CASE) stays.
             req = replace(req, profile=replace(req.profile, tests=jd.tests))
         # The default selection, and unknown programs are a usage error.
         jd = replace(jd, tests=run.selected_tests(req, rootfs))
