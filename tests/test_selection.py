@@ -13,11 +13,11 @@ from harness import bisect, qemu, run, selection, ssh, step
 from harness.cli import main
 from harness.errors import ConfigError
 from harness.profile import Profile, cache_dir
+from harness.rootfs import rootfs_key
 from harness.target import X86_64
 
 ROOT = Path(__file__).resolve().parents[1]
 GUEST_TESTS = ROOT / "guest-tests"
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
 INIT = ROOT / "harness" / "guest_init.sh"
 
 VARIANTS = """\
@@ -64,25 +64,48 @@ def test_case_names_from_source_with_variants_signals_and_comments():
     assert selection.case_names(VARIANTS) == VARIANT_NAMES
 
 
-def test_case_names_are_those_the_real_programs_printed():
-    """Every case our programs printed in a captured series run, in order."""
-    console = (FIXTURES / "console-series-all-6.12.117.log").read_text().splitlines()
-    printed: dict[str, list[str]] = {}
-    prog = ""
-    for line in console:
-        m = re.match(r"^  # Subtest: (\S+)$", line)
-        if m:
-            prog = m.group(1)
-        m = re.match(r"^  (?:not )?ok \d+ (\S+)", line)
-        if m and prog:
-            printed.setdefault(prog, []).append(m.group(1))
-    ours = {p: c for p, c in printed.items() if (GUEST_TESTS / f"{p}.c").exists()}
-    assert set(ours) == {"smoke", "file_charge", "file_stress", "file_concurrency"}
-    for p, cases in ours.items():
-        assert selection.known_cases(GUEST_TESTS, p) == cases, p
+def _listed(out: str) -> list[str]:
+    """Case names from kselftest_harness.h's `-l` table (fixture, variant and
+    test columns; blank where a row continues the fixture above)."""
+    tests: dict[str, tuple[list[str], list[str]]] = {}
+    fixture = ""
+    for line in out.splitlines()[1:]:
+        if line.startswith("---"):
+            continue
+        fixture = line[:20].strip() or fixture
+        variants, names = tests.setdefault(fixture, ([], []))
+        for col, into in ((line[21:46].strip(), variants), (line[47:].strip(), names)):
+            if col:
+                into.append(col)
+    return [".".join(filter(None, (f, v, t))) for f, (vs, ts) in tests.items()
+            for v in (vs or [""]) for t in ts]
+
+
+def _rootfs_tests() -> Path | None:
+    """The compiled x86_64 programs of these very sources, if a run built them."""
+    for tree in sorted(cache_dir().glob("src/*/tools/testing/selftests/kselftest_harness.h")):
+        d = cache_dir() / "rootfs" / rootfs_key(tree.parents[3], GUEST_TESTS) / "tests"
+        if d.is_dir():
+            return d
+    return None
+
+
+@pytest.mark.skipif(_rootfs_tests() is None,
+                    reason="these guest-tests sources were not built yet (harness test)")
+def test_case_names_are_those_the_built_programs_list():
+    """The names from the sources are what the compiled programs say they run
+    (`-l` lists and exits before any test runs)."""
+    d = _rootfs_tests()
+    assert d
+    selectable = [p for p in sorted(d.iterdir())
+                  if selection.known_cases(GUEST_TESTS, p.name) is not None]
+    assert {"smoke", "file_charge"} <= {p.name for p in selectable}
+    for p in selectable:
+        out = subprocess.run([str(p), "-l"], capture_output=True, text=True, timeout=30).stderr
+        assert selection.known_cases(GUEST_TESTS, p.name) == _listed(out), p.name
     # Upstream selftests and our non-kselftest programs cannot select.
-    for p in ("test_kmem", "test_memcontrol", "bench_open", "nosuch"):
-        assert selection.known_cases(GUEST_TESTS, p) is None
+    for name in ("test_kmem", "test_memcontrol", "bench_open", "nosuch"):
+        assert selection.known_cases(GUEST_TESTS, name) is None
 
 
 def _kselftest_header() -> Path | None:
@@ -104,6 +127,9 @@ def test_case_names_and_dash_r_agree_with_the_real_kselftest_harness(tmp_path):
     out = subprocess.run([str(tmp_path / "v")], capture_output=True, text=True,
                          timeout=60).stdout
     assert re.findall(r"^(?:not )?ok \d+ (\S+)", out, re.M) == VARIANT_NAMES
+    listed = subprocess.run([str(tmp_path / "v"), "-l"], capture_output=True, text=True,
+                            timeout=60).stderr
+    assert _listed(listed) == VARIANT_NAMES
     one = subprocess.run([str(tmp_path / "v"), *selection.guest_args(("fx.two.beta",))],
                          capture_output=True, text=True, timeout=60).stdout
     assert "1..1" in one.splitlines()
@@ -195,18 +221,19 @@ def test_unknown_case_fails_before_any_lock_build_or_boot(tmp_path, monkeypatch,
 
 def test_bisect_runs_only_the_named_case_and_checks_it_first():
     req = run.Request(profile=Profile())
-    jd = bisect.make_judge(req, bisect.BisectRequest(
-        "base", "series", test="file_charge:charge.failed_open_leaves_no_charge"))
+    breq = bisect.BisectRequest("base", "series",
+                                test="file_charge:charge.failed_open_leaves_no_charge")
+    jd = bisect.make_judge(req, breq)
     assert jd.tests == ["file_charge"] and jd.case == "charge.failed_open_leaves_no_charge"
-    assert run.selected_cases(req) == {"file_charge": ("charge.failed_open_leaves_no_charge",)}
+    sreq = run.Request(profile=bisect.step_profile(req, breq))
+    assert run.selected_cases(sreq) == {"file_charge": ("charge.failed_open_leaves_no_charge",)}
     with pytest.raises(ConfigError, match="charge.covers_pipes"):
-        bisect.make_judge(run.Request(profile=Profile()),
-                          bisect.BisectRequest("base", "series", test="file_charge:nosuch"))
+        bisect.step_profile(req, bisect.BisectRequest("base", "series", test="file_charge:no"))
     # An upstream selftest runs whole; the step judges the one case.
-    req = run.Request(profile=Profile())
-    jd = bisect.make_judge(req, bisect.BisectRequest("base", "series",
-                                                     test="test_kmem:test_kmem_basic"))
-    assert req.profile.tests == ["test_kmem"] and jd.case == "test_kmem_basic"
+    breq = bisect.BisectRequest("base", "series", test="test_kmem:test_kmem_basic")
+    assert bisect.step_profile(req, breq).tests == ["test_kmem"]
+    assert bisect.make_judge(req, breq).case == "test_kmem_basic"
+    assert bisect.step_profile(req, bisect.BisectRequest("base", "series")) is req.profile
 
 
 def test_step_keeps_the_requests_case_selection(tmp_path, monkeypatch):
