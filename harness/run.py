@@ -261,7 +261,7 @@ def prepare_rootfs(req: Request, img: KernelImage, rec: RunRecord) -> Path:
 def check_test_names(wanted: list[str], programs: list[str]) -> None:
     """A ConfigError naming every WANTED test that is not one of PROGRAMS (a name
     may carry a `:CASE` suffix; the program part is checked)."""
-    unknown = [t for t in wanted if t.partition(":")[0] not in programs]
+    unknown = [t for t in selection.programs(wanted) if t not in programs]
     if unknown:
         raise ConfigError(f"unknown guest tests: {', '.join(unknown)} "
                           f"(available: {', '.join(programs)})")

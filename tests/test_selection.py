@@ -255,3 +255,10 @@ def test_step_keeps_the_requests_case_selection(tmp_path, monkeypatch):
     with pytest.raises(ConfigError):
         step.boot_and_judge(req, None, None, step.Judge(["file_charge"]), step.StepTimes())
     assert seen["tests"] == ["file_charge"]
+
+
+def test_preflight_names_check_reads_both_spellings_of_a_case():
+    run.check_test_names(["smoke", "file_charge/charge.a", "file_charge:charge.b"],
+                         ["smoke", "file_charge"])
+    with pytest.raises(ConfigError, match=r"unknown guest tests: nope \(available: smoke\)"):
+        run.check_test_names(["nope/x"], ["smoke"])
