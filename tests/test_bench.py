@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import bench, bench_limit, images, run
+from harness import bench, images, run
 from harness.bench import MEMCG, NEAR, ROOT, Sample, Stats
+from harness.bench import at_limit as bench_limit
 from harness.boot import BootOutcome
 from harness.cli import build_parser
 from harness.errors import ConfigError
@@ -495,7 +496,7 @@ AT_LIMIT_CONSOLE = FIXTURES / "bench_open_at_limit_console.log"
 
 
 def test_kernel_args_name_series_files_vanilla_and_the_profile_series(tmp_path) -> None:
-    from harness.bench_kernels import KernelSpec, baseline, resolve
+    from harness.bench.kernels import KernelSpec, baseline, resolve
 
     alt = tmp_path / "alt" / "series"
     alt.parent.mkdir()
@@ -524,7 +525,7 @@ def test_kernel_args_name_series_files_vanilla_and_the_profile_series(tmp_path) 
     ([], "", "has no series"),
 ])
 def test_bad_kernel_args_are_refused_before_anything_is_built(args, series, why) -> None:
-    from harness.bench_kernels import resolve
+    from harness.bench.kernels import resolve
 
     with pytest.raises(ConfigError, match=why):
         resolve(args, series)

@@ -38,10 +38,12 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
-from harness import bench_kernels, bench_limit, expectations, images, printer, run
+from harness import expectations, images, printer, run
 from harness import judge as judging
-from harness.bench_kernels import KernelSpec
-from harness.bench_limit import AT_LIMIT, LimitSample
+from harness.bench import at_limit as bench_limit
+from harness.bench import kernels as bench_kernels
+from harness.bench.at_limit import AT_LIMIT, LimitSample
+from harness.bench.kernels import KernelSpec
 from harness.boot import BootOutcome, boot, strip_timestamp
 from harness.errors import EXIT_INFRA, EXIT_OK, EXIT_TEST_FAILURE, ConfigError
 from harness.profile import Profile, cache_dir
