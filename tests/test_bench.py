@@ -9,8 +9,29 @@ from pathlib import Path
 import pytest
 
 from harness import bench, images, run
-from harness.bench import MEMCG, NEAR, ROOT, Sample, Stats
-from harness.bench import at_limit as bench_limit
+from harness.bench.cases import AT_LIMIT, KERNELS, MEMCG, NEAR, OP_LABELS, ROOT, ROOT_OFFLINE
+from harness.bench.options import Options, configure
+from harness.bench.outputs import write_outputs
+from harness.bench.runner import (
+    _boot_problems,
+    _multi_threaded,
+    images_series,
+    kernel_request,
+    up_to_date,
+)
+from harness.bench.samples import LimitSample, Sample, limit_skips, parse_limit_lines, parse_lines
+from harness.bench.scale import (
+    ScaleSample,
+    format_scale_table,
+    guest_cpus,
+    host_load_note,
+    parse_scale_lines,
+    scale_rows,
+    write_scale_outputs,
+)
+from harness.bench.stats import Stats, aggregate, limit_rows, overhead, ratio, root_change, rows
+from harness.bench.table import format_limit_section, format_table, limit_section
+from harness.bench.targets import Target, evaluate_targets, format_targets, targets_by_kernel
 from harness.boot import BootOutcome
 from harness.cli import build_parser
 from harness.errors import ConfigError
@@ -19,12 +40,12 @@ from harness.profile import Profile, QemuConfig
 FIXTURES = Path(__file__).parent / "fixtures"
 # A real console log: `harness bench` on the series kernel, icount mode.
 CONSOLE = FIXTURES / "bench_open_console.log"
-CASES = {(op, cg) for op in bench.OP_LABELS for cg in (ROOT, MEMCG)} | {
+CASES = {(op, cg) for op in OP_LABELS for cg in (ROOT, MEMCG)} | {
     ("open_enoent", NEAR), ("open_close", NEAR)}
 
 
 def fixture_samples() -> list[Sample]:
-    return bench.parse_lines(CONSOLE.read_text().splitlines())
+    return parse_lines(CONSOLE.read_text().splitlines())
 
 
 def test_parses_every_case_of_a_real_guest_run() -> None:
@@ -43,7 +64,7 @@ def test_parse_handles_indent_timestamps_and_junk() -> None:
         "ok 1 open_enoent.root",
         "# benchmark: op=a cgroup=b iters=1 ns_per_op=1",
     ]
-    got = bench.parse_lines(lines, boot_no=3)
+    got = parse_lines(lines, boot_no=3)
     assert got == [
         Sample("open_enoent", ROOT, 100, 5187.5, 2, 3),
         Sample("open_enoent", MEMCG, 100, 5962.0, 1, 3),
@@ -58,7 +79,7 @@ def test_stats_and_spread() -> None:
 
 
 def _samples(figures: dict[tuple[str, str, str], list[float]]) -> dict[str, list[Sample]]:
-    out: dict[str, list[Sample]] = {k: [] for k in bench.KERNELS}
+    out: dict[str, list[Sample]] = {k: [] for k in KERNELS}
     for (kernel, op, cg), values in figures.items():
         out[kernel] += [Sample(op, cg, 1000, v, boot=i + 1) for i, v in enumerate(values)]
     return out
@@ -87,21 +108,21 @@ FOUR = ("enoent_memcg", "open_close_memcg", "root", "memcg_other")
 
 
 def test_overheads_from_medians() -> None:
-    stats = bench.aggregate(_samples(GOOD))
+    stats = aggregate(_samples(GOOD))
     assert stats[("vanilla", "open_enoent", ROOT)].median == 5187
-    assert bench.overhead(stats, "vanilla", "open_enoent", MEMCG) == pytest.approx(
+    assert overhead(stats, "vanilla", "open_enoent", MEMCG) == pytest.approx(
         5962 / 5187 - 1)
-    assert bench.overhead(stats, "vanilla", "open_close", MEMCG) == pytest.approx(0.0727, 1e-2)
-    assert bench.overhead(stats, "vanilla", "open_close", NEAR) is None
-    assert bench.root_change(stats, "open_close") == pytest.approx(4230 / 4233 - 1)
-    assert bench.ratio(stats, ("series", "pipe_close", ROOT),
+    assert overhead(stats, "vanilla", "open_close", MEMCG) == pytest.approx(0.0727, 1e-2)
+    assert overhead(stats, "vanilla", "open_close", NEAR) is None
+    assert root_change(stats, "open_close") == pytest.approx(4230 / 4233 - 1)
+    assert ratio(stats, ("series", "pipe_close", ROOT),
                        ("vanilla", "pipe_close", ROOT)) == pytest.approx(9040 / 9000)
-    assert bench.rows(stats)[:3] == [("open_enoent", MEMCG), ("open_enoent", NEAR),
+    assert rows(stats)[:3] == [("open_enoent", MEMCG), ("open_enoent", NEAR),
                                      ("open_close", MEMCG)]
 
 
-def _targets(figures: dict) -> dict[str, bench.Target]:
-    return {t.id: t for t in bench.evaluate_targets(bench.aggregate(_samples(figures)))}
+def _targets(figures: dict) -> dict[str, Target]:
+    return {t.id: t for t in evaluate_targets(aggregate(_samples(figures)))}
 
 
 def _verdicts(figures: dict) -> dict[str, bool | None]:
@@ -165,7 +186,7 @@ def test_a_target_with_a_missing_figure_is_not_measured() -> None:
 def test_target_lines_say_met_or_not_met_with_the_figures() -> None:
     figures = dict(GOOD)
     figures[("series", "open_close", MEMCG)] = [4600]
-    lines = bench.format_targets(bench.evaluate_targets(bench.aggregate(_samples(figures))),
+    lines = format_targets(evaluate_targets(aggregate(_samples(figures))),
                                  "icount")
     assert lines[0].startswith("targets (medians, icount")
     assert lines[1] == ("  [MET    ] failed open() (ENOENT) in a child memcg / same in root, "
@@ -178,8 +199,8 @@ def test_target_lines_say_met_or_not_met_with_the_figures() -> None:
 
 
 def test_table_shows_both_kernels_overheads_spread_and_targets() -> None:
-    stats = bench.aggregate(_samples(GOOD))
-    text = bench.format_table(stats, "icount", "tcg", targets=bench.evaluate_targets(stats))
+    stats = aggregate(_samples(GOOD))
+    text = format_table(stats, "icount", "tcg", targets=evaluate_targets(stats))
     assert "icount" in text and "guest instructions" in text
     assert "steady state, kmem accounting online" in text
     row = next(ln for ln in text.splitlines() if ln.startswith("open() ENOENT "))
@@ -194,19 +215,19 @@ def test_table_shows_both_kernels_overheads_spread_and_targets() -> None:
 
 def test_root_offline_figures_are_an_optional_section() -> None:
     figures = dict(GOOD)
-    figures[("vanilla", "open_close", bench.ROOT_OFFLINE)] = [4100]
-    figures[("series", "open_close", bench.ROOT_OFFLINE)] = [4110]
-    stats = bench.aggregate(_samples(figures))
-    text = bench.format_table(stats, "icount", "tcg", targets=bench.evaluate_targets(stats))
+    figures[("vanilla", "open_close", ROOT_OFFLINE)] = [4100]
+    figures[("series", "open_close", ROOT_OFFLINE)] = [4110]
+    stats = aggregate(_samples(figures))
+    text = format_table(stats, "icount", "tcg", targets=evaluate_targets(stats))
     assert "kmem accounting still offline" in text
     assert "vanilla 4100.0 (1.0324)" in text and "series 4110.0 (1.0292)" in text
-    assert ("open()+close()", bench.ROOT_OFFLINE) not in bench.rows(stats)
+    assert ("open()+close()", ROOT_OFFLINE) not in rows(stats)
     # the targets use the online root figures
     assert _verdicts(figures) == _verdicts(GOOD)
 
 
 def test_wallclock_is_labelled_everywhere(tmp_path: Path) -> None:
-    text, _ = bench.write_outputs(tmp_path, _samples(GOOD),
+    text, _ = write_outputs(tmp_path, _samples(GOOD),
                                   {"mode": "wallclock", "accel": "kvm", "repeat": 3})
     assert text.startswith("harness bench — WALL-CLOCK: QEMU kvm")
     assert "indicative only" in text
@@ -217,18 +238,18 @@ def test_wallclock_is_labelled_everywhere(tmp_path: Path) -> None:
 
 def test_svg_is_well_formed_with_a_bar_per_measurement(tmp_path: Path) -> None:
     samples = {"vanilla": fixture_samples(), "series": fixture_samples()}
-    bench.write_outputs(tmp_path, samples, {"mode": "icount", "accel": "tcg"})
+    write_outputs(tmp_path, samples, {"mode": "icount", "accel": "tcg"})
     root = ET.parse(tmp_path / "bench.svg").getroot()
     assert root.tag == "{http://www.w3.org/2000/svg}svg"
     bars = [r for r in root.iter("{http://www.w3.org/2000/svg}rect") if r.find(
         "{http://www.w3.org/2000/svg}title") is not None]
-    rows = bench.rows(bench.aggregate(samples))
-    assert len(bars) == 4 * len(rows) == 4 * (len(CASES) - len(bench.OP_LABELS))
+    measured = rows(aggregate(samples))
+    assert len(bars) == 4 * len(measured) == 4 * (len(CASES) - len(OP_LABELS))
     assert all(float(b.get("width", 0)) > 0 for b in bars)
 
 
 def test_json_holds_samples_stats_overheads_targets(tmp_path: Path) -> None:
-    bench.write_outputs(tmp_path, _samples(GOOD), {"mode": "icount", "accel": "tcg",
+    write_outputs(tmp_path, _samples(GOOD), {"mode": "icount", "accel": "tcg",
                                                    "repeat": 3, "iters": 1000})
     data = json.loads((tmp_path / "bench.json").read_text())
     assert len(data["samples"]) == sum(len(v) for v in GOOD.values())
@@ -245,7 +266,7 @@ def test_json_holds_samples_stats_overheads_targets(tmp_path: Path) -> None:
 
 def test_configure_forces_icount_tcg_and_one_cpu() -> None:
     given = Profile(qemu=QemuConfig(smp=4))
-    prof = bench.configure(given, bench.Options(iters=500, rounds=2))
+    prof = configure(given, Options(iters=500, rounds=2))
     assert (prof.qemu.accel, prof.qemu.icount, prof.qemu.smp) == ("tcg", True, 1)
     assert prof.tests == ["bench_open"]
     assert {"BENCH_ITERS=500", "BENCH_ROUNDS=2", "noapictimer"} <= set(prof.qemu.cmdline)
@@ -255,16 +276,16 @@ def test_configure_forces_icount_tcg_and_one_cpu() -> None:
 def test_configure_root_offline_and_vanilla_only() -> None:
     prof = Profile(series="")
     with pytest.raises(ConfigError):
-        bench.configure(prof, bench.Options())
-    prof = bench.configure(prof, bench.Options(vanilla_only=True, root_offline=True))
+        configure(prof, Options())
+    prof = configure(prof, Options(vanilla_only=True, root_offline=True))
     assert "BENCH_ROOT_OFFLINE=1" in prof.qemu.cmdline
-    prof = bench.configure(Profile(), bench.Options())
+    prof = configure(Profile(), Options())
     assert not any(a.startswith("BENCH_ROOT_OFFLINE") for a in prof.qemu.cmdline)
 
 
 def test_configure_scale_smp_wallclock_and_a_timeout_that_fits() -> None:
     prof = Profile(qemu=QemuConfig(icount=True))
-    prof = bench.configure(prof, bench.Options(scale=True, smp=4, seconds=3))
+    prof = configure(prof, Options(scale=True, smp=4, seconds=3))
     assert prof.tests == ["bench_scale"]
     assert (prof.qemu.smp, prof.qemu.icount, prof.qemu.accel) == (4, False, "auto")
     assert {"BENCH_SECONDS=3", "BENCH_WARMUP_MS=300"} <= set(prof.qemu.cmdline)
@@ -273,33 +294,33 @@ def test_configure_scale_smp_wallclock_and_a_timeout_that_fits() -> None:
     assert prof.timeouts.per_test >= 2 * 5 * 4 * 3.3 * 2
     assert prof.timeouts.run > prof.timeouts.per_test
     with pytest.raises(ConfigError):
-        bench.configure(Profile(), bench.Options(scale=True, smp=0))
+        configure(Profile(), Options(scale=True, smp=0))
 
 
 def test_scale_runs_tcg_multi_threaded() -> None:
     cmd = ["qemu", "-accel", "tcg", "-smp", "2"]
-    assert bench._multi_threaded(cmd, 2) == ["qemu", "-accel", "tcg,thread=multi", "-smp", "2"]
-    assert bench._multi_threaded(cmd, 1) == cmd
+    assert _multi_threaded(cmd, 2) == ["qemu", "-accel", "tcg,thread=multi", "-smp", "2"]
+    assert _multi_threaded(cmd, 1) == cmd
     kvm = ["qemu", "-accel", "kvm", "-smp", "2"]
-    assert bench._multi_threaded(kvm, 2) == kvm
+    assert _multi_threaded(kvm, 2) == kvm
     given = ["qemu", "-accel", "tcg,thread=multi"]
-    assert bench._multi_threaded(given, 2) == given
+    assert _multi_threaded(given, 2) == given
 
 
 def test_configure_wallclock_keeps_accel_and_drops_icount() -> None:
-    prof = bench.configure(Profile(qemu=QemuConfig(icount=True)), bench.Options(wallclock=True))
+    prof = configure(Profile(qemu=QemuConfig(icount=True)), Options(wallclock=True))
     assert (prof.qemu.accel, prof.qemu.icount) == ("auto", False)
     assert "noapictimer" not in prof.qemu.cmdline
 
 
 @pytest.mark.parametrize("prof, opts", [
-    (Profile(qemu=QemuConfig(accel="kvm")), bench.Options()),
-    (Profile(series=""), bench.Options()),
-    (Profile(), bench.Options(repeat=0)),
+    (Profile(qemu=QemuConfig(accel="kvm")), Options()),
+    (Profile(series=""), Options()),
+    (Profile(), Options(repeat=0)),
 ])
 def test_configure_rejects_what_cannot_be_benchmarked(prof, opts) -> None:
     with pytest.raises(ConfigError):
-        bench.configure(prof, opts)
+        configure(prof, opts)
 
 
 def test_cli_bench_subcommand() -> None:
@@ -331,10 +352,10 @@ def test_cli_bench_options(monkeypatch) -> None:
 
 
 def test_options_rounds_default_per_mode() -> None:
-    assert bench.Options().rounds == 1 and bench.Options(scale=True).rounds == 3
-    assert bench.Options(rounds=1).rounds == 1  # the nightly's options
-    assert bench.Options(vanilla_only=True).kernels == ("vanilla",)
-    assert bench.Options().kernels == ("vanilla", "series")
+    assert Options().rounds == 1 and Options(scale=True).rounds == 3
+    assert Options(rounds=1).rounds == 1  # the nightly's options
+    assert Options(vanilla_only=True).kernels == ("vanilla",)
+    assert Options().kernels == ("vanilla", "series")
 
 
 def _outcome(lines: list[str], end: str = "done") -> BootOutcome:
@@ -343,14 +364,14 @@ def _outcome(lines: list[str], end: str = "done") -> BootOutcome:
 
 def test_a_complete_guest_run_has_no_problems() -> None:
     lines = CONSOLE.read_text().splitlines()
-    assert bench._boot_problems(_outcome(lines), bench.parse_lines(lines)) == []
+    assert _boot_problems(_outcome(lines), parse_lines(lines)) == []
 
 
 def test_a_guest_run_cut_short_is_a_problem() -> None:
     lines = CONSOLE.read_text().splitlines()
     cut = next(i for i, ln in enumerate(lines) if "cgroup=memcg " in ln)
-    problems = bench._boot_problems(_outcome(lines[:cut], "silence"),
-                                    bench.parse_lines(lines[:cut]))
+    problems = _boot_problems(_outcome(lines[:cut], "silence"),
+                                    parse_lines(lines[:cut]))
     assert problems[0] == "guest ended with 'silence'"
     assert any(p.startswith("failed: ") for p in problems), problems
 
@@ -373,12 +394,12 @@ def test_an_image_is_reused_only_if_built_from_the_same_state(tmp_path, monkeypa
         (idir / "image.json").write_text(json.dumps(
             {"target": "x86_64", "built_at": "x", "state": images.current(req)[0]}))
     series_req, vanilla_req = reqs
-    assert bench.up_to_date(series_req) and bench.up_to_date(vanilla_req)
+    assert up_to_date(series_req) and up_to_date(vanilla_req)
     (tmp_path / "0001-a.patch").write_text("the patch changed\n")
-    assert bench.up_to_date(series_req) is None and bench.up_to_date(vanilla_req)
+    assert up_to_date(series_req) is None and up_to_date(vanilla_req)
     frag.write_text("CONFIG_A=y\nCONFIG_B=y\n")  # the series is the same as the image's
     (tmp_path / "0001-a.patch").write_text("a patch\n")
-    assert bench.up_to_date(series_req) is None and bench.up_to_date(vanilla_req) is None
+    assert up_to_date(series_req) is None and up_to_date(vanilla_req) is None
 
 
 # --- --scale ---------------------------------------------------------------------------
@@ -393,19 +414,19 @@ def test_parse_scale_lines() -> None:
         "  # scale: case=pipe cgroup=root ops_per_sec=900",  # no procs
         "  # bench: op=open_close cgroup=root iters=1 ns_per_op=1",
     ]
-    assert bench.parse_scale_lines(lines, round_no=3) == [
-        bench.ScaleSample("open1", MEMCG, 2, 1500.5, 1400.0, 1601.0, 2.001, 3),
-        bench.ScaleSample("pipe", ROOT, 1, 900.0, round=3),
+    assert parse_scale_lines(lines, round_no=3) == [
+        ScaleSample("open1", MEMCG, 2, 1500.5, 1400.0, 1601.0, 2.001, 3),
+        ScaleSample("pipe", ROOT, 1, 900.0, round=3),
     ]
-    assert bench.guest_cpus(lines) == 2 and bench.guest_cpus(lines[1:]) is None
+    assert guest_cpus(lines) == 2 and guest_cpus(lines[1:]) is None
 
 
 def _scale(figures: dict[tuple[str, str, str, int], list[float]]
-           ) -> dict[str, list[bench.ScaleSample]]:
+           ) -> dict[str, list[ScaleSample]]:
     """(kernel, case, cgroup, N) -> ops/s of rounds 1, 2, ..."""
-    out: dict[str, list[bench.ScaleSample]] = {k: [] for k in bench.KERNELS}
+    out: dict[str, list[ScaleSample]] = {k: [] for k in KERNELS}
     for (kernel, case, cg, n), values in figures.items():
-        out[kernel] += [bench.ScaleSample(case, cg, n, v, round=r + 1)
+        out[kernel] += [ScaleSample(case, cg, n, v, round=r + 1)
                         for r, v in enumerate(values)]
     return out
 
@@ -425,7 +446,7 @@ SCALE = {
 
 
 def test_scale_ratios_pair_the_boots_of_a_round() -> None:
-    rows = {(r.case, r.cgroup, r.procs): r for r in bench.scale_rows(_scale(SCALE))}
+    rows = {(r.case, r.cgroup, r.procs): r for r in scale_rows(_scale(SCALE))}
     one = rows[("open1", MEMCG, 1)]
     assert one.ratios == pytest.approx((1.01, 1.01, 0.99))
     assert (one.ratio.median, one.ratio.min, one.ratio.max) == pytest.approx((1.01, 0.99, 1.01))
@@ -439,7 +460,7 @@ def test_scale_ratios_pair_the_boots_of_a_round() -> None:
 
 
 def test_scale_table_is_wall_clock_with_median_ratio_and_spread() -> None:
-    text = bench.format_scale_table(bench.scale_rows(_scale(SCALE)), "tcg,thread=multi", 2,
+    text = format_scale_table(scale_rows(_scale(SCALE)), "tcg,thread=multi", 2,
                                     header="3 rounds")
     assert text.startswith("harness bench --scale — WALL-CLOCK: QEMU tcg,thread=multi -smp 2")
     assert "WALL-CLOCK case" in text
@@ -455,7 +476,7 @@ def test_scale_table_is_wall_clock_with_median_ratio_and_spread() -> None:
 def test_scale_outputs(tmp_path: Path) -> None:
     meta = {"accel": "tcg,thread=multi", "smp": 2, "seconds": 2.0, "rounds": 3,
             "order": ["vanilla", "series"]}
-    text = bench.write_scale_outputs(tmp_path, _scale(SCALE), meta)
+    text = write_scale_outputs(tmp_path, _scale(SCALE), meta)
     assert (tmp_path / "bench.txt").read_text() == text + "\n"
     assert "3 rounds of boots interleaved vanilla series ...; 2.0 s per case" in text
     data = json.loads((tmp_path / "bench.json").read_text())
@@ -470,21 +491,21 @@ def test_scale_outputs(tmp_path: Path) -> None:
 
 def test_scale_vanilla_alone_has_figures_but_no_ratios() -> None:
     only = {k: v for k, v in SCALE.items() if k[0] == "vanilla"}
-    rows = bench.scale_rows(_scale(only))
+    rows = scale_rows(_scale(only))
     assert rows and all(r.ratio is None and r.vanilla for r in rows)
-    assert "series >= vanilla" not in bench.format_scale_table(rows, "kvm", 2)
+    assert "series >= vanilla" not in format_scale_table(rows, "kvm", 2)
 
 
 def test_scale_notes_a_busy_host(tmp_path: Path) -> None:
     boots = [{"host_load": [0.4, 1.2]}, {"host_load": [1.0, None]}]
-    assert bench.host_load_note(boots, 4, 2) == (
+    assert host_load_note(boots, 4, 2) == (
         "host: 4 CPUs, 1-min load average before/after the boots 0.4..1.2")
     boots.append({"host_load": [5.9, 6.1]})
-    note = bench.host_load_note(boots, 2, 2)
+    note = host_load_note(boots, 2, 2)
     assert note.startswith("host: 2 CPUs, 1-min load average before/after the boots 0.4..6.1")
     assert "BUSY HOST" in note
-    assert bench.host_load_note([], 2, 2) == ""
-    text = bench.write_scale_outputs(tmp_path, _scale(SCALE),
+    assert host_load_note([], 2, 2) == ""
+    text = write_scale_outputs(tmp_path, _scale(SCALE),
                                      {"smp": 2, "host_cpus": 2, "boots": boots})
     assert "BUSY HOST" in text.splitlines()[2]
 
@@ -536,14 +557,14 @@ def test_a_kernel_of_its_own_series_keeps_its_image_apart(tmp_path) -> None:
     alt = tmp_path / "series"
     alt.write_text("")
     base = run.Request(Profile())
-    specs = bench.Options(kernel_args=("vanilla", "series", f"alt={alt}")).specs(Profile())
-    reqs = {s.name: bench.kernel_request(base, s) for s in specs}
+    specs = Options(kernel_args=("vanilla", "series", f"alt={alt}")).specs(Profile())
+    reqs = {s.name: kernel_request(base, s) for s in specs}
     assert {k: r.kernel for k, r in reqs.items()} == {
         "vanilla": "vanilla", "series": "series", "alt": "series-alt"}
     assert reqs["alt"].profile.series == str(alt)
     assert images.series_of(reqs["alt"]).path == alt
     assert images.series_of(reqs["vanilla"]).path is None
-    assert bench.images_series(reqs["alt"]) == str(alt)
+    assert images_series(reqs["alt"]) == str(alt)
 
 
 def test_cli_kernel_is_repeatable_and_reaches_the_options(monkeypatch) -> None:
@@ -561,11 +582,11 @@ def test_cli_kernel_is_repeatable_and_reaches_the_options(monkeypatch) -> None:
 
 def test_configure_refuses_kernel_with_scale_and_no_series() -> None:
     with pytest.raises(ConfigError, match="--scale"):
-        bench.configure(Profile(), bench.Options(scale=True, kernel_args=("vanilla", "x=none")))
+        configure(Profile(), Options(scale=True, kernel_args=("vanilla", "x=none")))
     with pytest.raises(ConfigError, match="do not go together"):
-        bench.configure(Profile(), bench.Options(vanilla_only=True, kernel_args=("vanilla",)))
+        configure(Profile(), Options(vanilla_only=True, kernel_args=("vanilla",)))
     # a profile without a series can still compare kernels named on the command line
-    prof = bench.configure(Profile(series=""), bench.Options(kernel_args=("vanilla", "b=none")))
+    prof = configure(Profile(series=""), Options(kernel_args=("vanilla", "b=none")))
     assert prof.tests == ["bench_open"]
 
 
@@ -578,9 +599,9 @@ def _three() -> dict[str, list[Sample]]:
 
 
 def test_table_has_a_column_per_kernel_and_ratios_against_vanilla() -> None:
-    stats = bench.aggregate(_three())
-    text = bench.format_table(stats, "icount", "tcg",
-                              targets=bench.targets_by_kernel(stats, "vanilla"))
+    stats = aggregate(_three())
+    text = format_table(stats, "icount", "tcg",
+                              targets=targets_by_kernel(stats, "vanilla"))
     header = next(ln for ln in text.splitlines() if ln.startswith("op, per op"))
     assert [c.strip() for c in header.split("|")][1:] == [
         "vanilla root", "vanilla memcg", "overhead", "series root", "series memcg", "overhead",
@@ -599,7 +620,7 @@ def test_table_has_a_column_per_kernel_and_ratios_against_vanilla() -> None:
 def test_ratios_are_against_the_first_kernel_without_a_series(tmp_path: Path) -> None:
     samples = {"base": _three()["vanilla"], "alt": _three()["alt"]}
     kernels = {"base": {"release": "6.12"}, "alt": {"release": "6.12"}}
-    text, targets = bench.write_outputs(tmp_path, samples, {"mode": "icount",
+    text, targets = write_outputs(tmp_path, samples, {"mode": "icount",
                                                             "baseline": "base"}, kernels)
     assert "alt/base root" in text
     assert targets and targets[1].description == "open()+close() in a child memcg, alt / base"
@@ -615,15 +636,15 @@ def test_ratios_are_against_the_first_kernel_without_a_series(tmp_path: Path) ->
 
 def test_parses_the_at_limit_case_of_a_real_guest_run() -> None:
     lines = AT_LIMIT_CONSOLE.read_text().splitlines()
-    samples = bench.parse_lines(lines)
+    samples = parse_lines(lines)
     assert {(s.op, s.cgroup) for s in samples} == CASES | {
-        ("open_enoent", bench.AT_LIMIT), ("open_close", bench.AT_LIMIT)}
-    got = bench_limit.parse_limit_lines(lines, 2)
+        ("open_enoent", AT_LIMIT), ("open_close", AT_LIMIT)}
+    got = parse_limit_lines(lines, 2)
     assert got == [
-        bench_limit.LimitSample("open_enoent", 2000, 0, None, 0, 8 << 20, 1, 2),
-        bench_limit.LimitSample("open_close", 2000, 0, None, 0, 8 << 20, 1, 2)]
-    assert bench.limit_skips(lines) == []
-    assert bench._boot_problems(_outcome(lines), samples) == []
+        LimitSample("open_enoent", 2000, 0, None, 0, 8 << 20, 1, 2),
+        LimitSample("open_close", 2000, 0, None, 0, 8 << 20, 1, 2)]
+    assert limit_skips(lines) == []
+    assert _boot_problems(_outcome(lines), samples) == []
 
 
 def test_limit_lines_with_psi_and_junk() -> None:
@@ -634,24 +655,24 @@ def test_limit_lines_with_psi_and_junk() -> None:
         "# bench_limit: op=open_close opens=20000 events_max=1",  # fields missing
         "# bench: op=open_close cgroup=memcg_at_limit iters=20000 ns_per_op=3000 round=2",
     ]
-    assert bench_limit.parse_limit_lines(lines) == [
-        bench_limit.LimitSample("open_close", 20000, 3, 150, 8192, 8 << 20, 2, 1)]
+    assert parse_limit_lines(lines) == [
+        LimitSample("open_close", 20000, 3, 150, 8192, 8 << 20, 2, 1)]
 
 
 def _limit(kernel_figures: dict[str, list[tuple[int, int | None, int]]]
-           ) -> dict[str, list[bench_limit.LimitSample]]:
-    return {k: [bench_limit.LimitSample("open_close", 20000, ev, psi, peak, 8 << 20, 1, i + 1)
+           ) -> dict[str, list[LimitSample]]:
+    return {k: [LimitSample("open_close", 20000, ev, psi, peak, 8 << 20, 1, i + 1)
                 for i, (ev, psi, peak) in enumerate(figs)]
             for k, figs in kernel_figures.items()}
 
 
 def test_limit_figures_are_per_10000_opens_and_say_when_psi_is_absent() -> None:
-    rows_ = bench_limit.limit_rows(_limit({"vanilla": [(0, None, 0)] * 3,
+    rows_ = limit_rows(_limit({"vanilla": [(0, None, 0)] * 3,
                                            "series": [(40, None, 8192), (60, None, 4096),
-                                                      (50, None, 0)]}), list(bench.OP_LABELS))
+                                                      (50, None, 0)]}), list(OP_LABELS))
     assert [(r.kernel, r.events_max, r.psi_some_us, r.peak_delta, r.n) for r in rows_] == [
         ("vanilla", 0.0, None, 0.0, 3), ("series", 25.0, None, 2048.0, 3)]
-    text = "\n".join(bench_limit.format_limit_section(rows_, bench.OP_LABELS))
+    text = "\n".join(format_limit_section(rows_, OP_LABELS))
     assert "memory.max 8192 KiB" in text and "per 10000 opens" in text
     series = next(ln for ln in text.splitlines() if ln.startswith("  series "))
     assert [c.strip() for c in series.split("|")] == [
@@ -660,21 +681,21 @@ def test_limit_figures_are_per_10000_opens_and_say_when_psi_is_absent() -> None:
 
 
 def test_limit_psi_figures_when_the_kernel_has_psi() -> None:
-    rows_ = bench_limit.limit_rows(_limit({"distro": [(0, 30, 0)], "old": [(0, None, 0)]}),
+    rows_ = limit_rows(_limit({"distro": [(0, 30, 0)], "old": [(0, None, 0)]}),
                                    ["open_close"])
     assert rows_[0].psi_some_us == 15.0 and rows_[1].psi_some_us is None
-    text = "\n".join(bench_limit.format_limit_section(rows_, bench.OP_LABELS))
+    text = "\n".join(format_limit_section(rows_, OP_LABELS))
     assert "PSI: not measured" not in text and "PSI n/a: old" in text
 
 
 def test_at_limit_rows_target_and_outputs(tmp_path: Path) -> None:
     figures = dict(GOOD)
-    figures[("vanilla", "open_close", bench.AT_LIMIT)] = [4550]
-    figures[("series", "open_close", bench.AT_LIMIT)] = [4700]
+    figures[("vanilla", "open_close", AT_LIMIT)] = [4550]
+    figures[("series", "open_close", AT_LIMIT)] = [4700]
     limit = _limit({"vanilla": [(0, None, 0)], "series": [(12, None, 0)]})
-    text, targets = bench.write_outputs(tmp_path, _samples(figures),
+    text, targets = write_outputs(tmp_path, _samples(figures),
                                         {"mode": "icount", "repeat": 1}, limit=limit)
-    assert ("open_close", bench.AT_LIMIT) in bench.rows(bench.aggregate(_samples(figures)))
+    assert ("open_close", AT_LIMIT) in rows(aggregate(_samples(figures)))
     assert "open()+close(), at limit + page cache" in text
     t = {x.id: x for x in targets}
     assert t["open_close_at_limit"].met is False
@@ -688,7 +709,7 @@ def test_a_skipped_at_limit_case_says_why() -> None:
     lines = ["  ok 15 open_enoent.memcg_at_limit # SKIP no page-cache disk: /mnt/scratch is "
              "not ext2 on the ramdisk", "ok 16 open_close.memcg_at_limit # SKIP no page-cache "
              "disk: /mnt/scratch is not ext2 on the ramdisk"]
-    skips = bench.limit_skips(lines)
-    assert bench.limit_section({}, skips) == [
+    skips = limit_skips(lines)
+    assert limit_section({}, skips) == [
         "memcg at limit, page cache: not measured: no page-cache disk: /mnt/scratch is not "
         "ext2 on the ramdisk"]

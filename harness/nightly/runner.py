@@ -152,7 +152,7 @@ def _patchset(prof: Profile, out: Path) -> list[dict[str, str]]:
 
 
 def _bench(req: run.Request, suite: Suite, rec: RunRecord) -> int:
-    # Imported here: bench.py is developed separately, and a broken or missing
+    # Imported here: harness/bench/ is developed separately, and a broken or missing
     # bench must cost the nightly one MISS cell, not the whole run.
     try:
         from harness import bench

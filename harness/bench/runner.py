@@ -1,0 +1,256 @@
+"""`harness bench`'s boots: build or reuse each kernel's image, boot it, collect the figures.
+
+The icount benchmark boots each kernel --repeat times in turn (run_bench);
+--scale boots them interleaved, round by round (_run_scale). Each boot is judged
+as `harness test` would judge bench_open / bench_scale, and its problems are
+the run's failures.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from typing import Any
+
+from harness import expectations, images, printer, run
+from harness import judge as judging
+from harness.bench import kernels as bench_kernels
+from harness.bench.cases import PROGRAM
+from harness.bench.kernels import KernelSpec
+from harness.bench.options import Options
+from harness.bench.outputs import write_outputs
+from harness.bench.samples import LimitSample, Sample, limit_skips, parse_limit_lines, parse_lines
+from harness.bench.scale import (
+    SCALE_PROGRAM,
+    SCALE_WARMUP_MS,
+    ScaleSample,
+    guest_cpus,
+    parse_scale_lines,
+    write_scale_outputs,
+)
+from harness.boot import BootOutcome, boot
+from harness.errors import EXIT_INFRA, EXIT_OK, EXIT_TEST_FAILURE
+from harness.profile import cache_dir
+from harness.results import RunRecord
+
+
+def _multi_threaded(cmd: list[str], smp: int) -> list[str]:
+    """`-accel tcg` -> `-accel tcg,thread=multi` for an SMP guest: one host
+    thread per vCPU, or N processes would share one host CPU. Leaves any
+    other accelerator (and a TCG already given its thread option) alone."""
+    out = list(cmd)
+    for i, arg in enumerate(out[:-1]):
+        if arg == "-accel" and out[i + 1] == "tcg" and smp > 1:
+            out[i + 1] = "tcg,thread=multi"
+    return out
+
+
+def up_to_date(req: run.Request) -> run.KernelImage | None:
+    """The kernel's kept image if it was built from the current base, series, config
+    fragments and compiler: the one rule of harness/images.py. Switching the shared
+    tree between kernels that touch headers like include/linux/file.h recompiles
+    much of the kernel: worth avoiding, but never by measuring another config."""
+    img, _ = images.find(req, *images.current(req))
+    return img
+
+
+def _boot_problems(outcome: BootOutcome, samples: list[Any], program: str = PROGRAM,
+                   marker: str = "# bench:", kernel: str = "",
+                   table: expectations.Table | None = None) -> list[str]:
+    """What was wrong with one benchmark boot: the judge's verdict on PROGRAM
+    (as KERNEL is declared to run it), in this report's words, and no samples."""
+    verdict = judging.judge_boot(outcome, [program], table or {}, judging.Policy(
+        kernels=(kernel,) if kernel else expectations.KERNELS, kunit=False))
+    problems = []
+    if verdict.end != "done":
+        problems.append(f"guest ended with {verdict.end!r}")
+    problems += [f"harness: {e}" for e in verdict.errors]
+    problems += [f"kernel {s.kind}: {s.title}" for s in verdict.splats]
+    if verdict.mismatches:
+        problems.append("failed: " + ", ".join(
+            m.leaf.name + (f" ({m.leaf.reason})" if m.leaf.reason else "")
+            for m in verdict.mismatches))
+    if not problems and verdict.code != EXIT_OK:
+        problems += verdict.reasons
+    if not samples:
+        problems.append(f"no `{marker}` lines on the console")
+    return problems
+
+
+def _describe(info: dict[str, Any]) -> str:
+    n = len(info.get("commits") or [])
+    return (f"(base {str(info.get('base', ''))[:12]}" + (f" + {n} patches, head "
+            f"{str(info.get('head', ''))[:12]}" if n else "") + ")")
+
+
+def kernel_request(base: run.Request, spec: KernelSpec) -> run.Request:
+    """SPEC's kernel: the base alone, or the base + its series under its image label."""
+    if spec.vanilla:
+        return replace(base, no_series=True)
+    return replace(base, no_series=False, label=spec.label,
+                   profile=replace(base.profile, series=str(spec.series)))
+
+
+def images_series(req: run.Request) -> str:
+    """The series file or mbox REQ's kernel is built from; empty for vanilla."""
+    return "" if req.kernel == "vanilla" else req.profile.series
+
+
+def _images(base: run.Request, opts: Options, rec: RunRecord
+            ) -> tuple[dict[str, run.Request], dict[str, run.KernelImage], dict[str, bool]]:
+    images: dict[str, run.KernelImage] = {}
+    reqs = {s.name: kernel_request(base, s) for s in opts.specs(base.profile)}
+    built: dict[str, bool] = {}
+    for k, req in reqs.items():
+        # never: the kept image as it is (last_image warns with what changed).
+        img = run.last_image(req) if opts.build == "never" else (
+            up_to_date(req) if opts.build == "auto" else None)
+        built[k] = img is None
+        if img is None:
+            img = run.build_kernel(req, rec)
+            # build_kernel records stages under plain names; keep both kernels'.
+            stages = rec.data["stages"]
+            for name in [n for n in stages if "." not in n]:
+                stages[f"{name}.{k}"] = stages.pop(name)
+            rec.save()
+        else:
+            printer.stage(f"Reusing the {k} kernel built {img.info.get('built_at', '?')} "
+                          f"({img.image}); --rebuild builds it again")
+        images[k] = img
+    return reqs, images, built
+
+
+def run_bench(base: run.Request, opts: Options, rec: RunRecord) -> int:
+    reqs, images, built = _images(base, opts, rec)
+    kernels = {k: {**img.info, "describe": _describe(img.info),
+                   "series_file": str(images_series(reqs[k]))}
+               for k, img in images.items()}
+    if opts.scale:
+        return _run_scale(reqs, images, built, kernels, opts, rec)
+    samples: dict[str, list[Sample]] = {k: [] for k in reqs}
+    limit: dict[str, list[LimitSample]] = {k: [] for k in reqs}
+    skipped: list[str] = []
+    accels: set[str] = set()
+    boots: list[dict[str, Any]] = []
+    failures: list[str] = []
+    # All kernels share one tree, hence one initramfs (cached by content).
+    first = list(reqs)[-1]
+    rootfs = run.prepare_rootfs(reqs[first], images[first], rec)
+    for k, req in reqs.items():
+        img = images[k]
+        tests = run.selected_tests(req, rootfs)
+        cmds, order, why = run.qemu_commands(req, img, rootfs, tests,
+                                             name=f"harness:{rec.dir.name}")
+        rec.meta(**{f"qemu_{k}": cmds})
+        for i in range(1, opts.repeat + 1):
+            printer.stage(f"Benchmark {k} {img.info.get('release', '')} boot {i}/{opts.repeat} "
+                          f"({'icount' if not opts.wallclock else 'WALL-CLOCK'}, "
+                          f"{'/'.join(order)}: {why})")
+            log = rec.path(f"console-{k}-{i}.log")
+            with req.timings.measure("boots"):
+                outcome = boot(cmds, order, log, req.profile.timeouts, cache_dir(),
+                               echo=printer.verbose)
+            got = parse_lines(outcome.lines, i)
+            samples[k] += got
+            limit[k] += parse_limit_lines(outcome.lines, i)
+            skipped += limit_skips(outcome.lines)
+            accels.add(outcome.accel)
+            problems = _boot_problems(outcome, got, kernel=k, table=req.declarations())
+            boots.append({"kernel": k, "boot": i, "accel": outcome.accel, "end": outcome.end,
+                          "seconds": round(outcome.seconds, 1), "samples": len(got),
+                          "problems": problems, "console": log.name})
+            rec.meta(boots=boots)
+            printer.info(f"{len(got)} measurements in {outcome.seconds:.1f}s"
+                         + (f"; problems: {'; '.join(problems)}" if problems else ""))
+            failures += [f"{k} boot {i}: {p}" for p in problems]
+    mode = "wallclock" if opts.wallclock else "icount"
+    meta = {"mode": mode, "accel": "/".join(sorted(accels)), "built": built,
+            "repeat": opts.repeat,
+            "rounds": opts.rounds, "iters": opts.iters, "boots": boots,
+            "failures": failures, "limit_skipped": skipped,
+            "baseline": bench_kernels.baseline(opts.specs(base.profile)).name}
+    text, targets = write_outputs(rec.dir, samples, meta, kernels, limit)
+    print(text, flush=True)
+    rec.data.update(bench={"targets": {t.id: t.met for t in targets},
+                           "files": ["bench.json", "bench.txt", "bench.svg"]})
+    printer.stage(f"Benchmark written to {rec.dir}/bench.{{txt,json,svg}}")
+    if not any(samples.values()):
+        return EXIT_INFRA
+    if failures:
+        printer.error("benchmark problems:\n    " + "\n    ".join(failures))
+        return EXIT_TEST_FAILURE
+    if opts.strict and mode == "icount" and any(t.met is False for t in targets):
+        return EXIT_TEST_FAILURE
+    return EXIT_OK
+
+
+def _loadavg() -> float | None:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return None
+
+
+def _run_scale(reqs: dict[str, run.Request], images: dict[str, run.KernelImage],
+               built: dict[str, bool], kernels: dict[str, dict[str, Any]], opts: Options,
+               rec: RunRecord) -> int:
+    samples: dict[str, list[ScaleSample]] = {k: [] for k in opts.kernels}
+    accels: set[str] = set()
+    boots: list[dict[str, Any]] = []
+    failures: list[str] = []
+    first = opts.kernels[-1]
+    rootfs = run.prepare_rootfs(reqs[first], images[first], rec)
+    rounds = opts.rounds or 1
+    for r in range(1, rounds + 1):
+        for k in opts.kernels:  # interleaved: vanilla, series, vanilla, series, ...
+            req, img = reqs[k], images[k]
+            tests = run.selected_tests(req, rootfs)
+            # Per boot: a KVM that hung the first boot is not probed again.
+            cmds, order, why = run.qemu_commands(req, img, rootfs, tests,
+                                                 name=f"harness:{rec.dir.name}")
+            cmds = {a: _multi_threaded(c, opts.smp) for a, c in cmds.items()}
+            rec.meta(**{f"qemu_{k}": cmds})
+            printer.stage(f"WALL-CLOCK scale benchmark, round {r}/{rounds}: {k} "
+                          f"{img.info.get('release', '')} -smp {opts.smp} "
+                          f"({'/'.join(order)}: {why})")
+            log = rec.path(f"console-{k}-{r}.log")
+            load = [_loadavg()]
+            with req.timings.measure("boots"):
+                outcome = boot(cmds, order, log, req.profile.timeouts, cache_dir(),
+                               echo=printer.verbose)
+            load.append(_loadavg())
+            got = parse_scale_lines(outcome.lines, r)
+            samples[k] += got
+            accel = next((c[c.index("-accel") + 1] for a, c in cmds.items()
+                          if a == outcome.accel and "-accel" in c), outcome.accel)
+            accels.add(accel)
+            problems = _boot_problems(outcome, got, SCALE_PROGRAM, "# scale:", k,
+                                      req.declarations())
+            cpus = guest_cpus(outcome.lines)
+            if cpus is not None and cpus != opts.smp:
+                problems.append(f"the guest brought up {cpus} CPUs, not {opts.smp}")
+            boots.append({"kernel": k, "round": r, "accel": accel, "end": outcome.end,
+                          "seconds": round(outcome.seconds, 1), "cpus": cpus,
+                          "host_load": load,
+                          "samples": len(got), "problems": problems, "console": log.name})
+            rec.meta(boots=boots)
+            printer.info(f"{len(got)} measurements in {outcome.seconds:.1f}s"
+                         + (f"; problems: {'; '.join(problems)}" if problems else ""))
+            failures += [f"{k} round {r}: {p}" for p in problems]
+    if len(accels) > 1:
+        failures.append(f"boots ran on different accelerators ({', '.join(sorted(accels))}): "
+                        "the ratios compare unlike runs")
+    meta = {"accel": "/".join(sorted(accels)), "smp": opts.smp, "seconds": opts.seconds,
+            "host_cpus": os.cpu_count() or 0,
+            "warmup_ms": SCALE_WARMUP_MS, "rounds": rounds, "order": list(opts.kernels),
+            "built": built, "boots": boots, "failures": failures}
+    text = write_scale_outputs(rec.dir, samples, meta, kernels)
+    print(text, flush=True)
+    rec.data.update(bench={"scale": True, "files": ["bench.json", "bench.txt"]})
+    printer.stage(f"Scale benchmark written to {rec.dir}/bench.{{txt,json}}")
+    if not any(samples.values()):
+        return EXIT_INFRA
+    if failures:
+        printer.error("benchmark problems:\n    " + "\n    ".join(failures))
+        return EXIT_TEST_FAILURE
+    return EXIT_OK
