@@ -17,6 +17,7 @@ from typing import Any
 
 from harness.bench.cases import KERNELS, MEMCG, ROOT
 from harness.bench.stats import Stats
+from harness.bench.table import grid, kernel_lines
 from harness.boot import strip_timestamp
 
 SCALE_PROGRAM = "bench_scale"
@@ -124,9 +125,7 @@ def scale_label(accel: str, smp: int) -> str:
 def format_scale_table(rows_: list[ScaleRow], accel: str, smp: int,
                        kernels: dict[str, dict[str, Any]] | None = None,
                        header: str = "") -> str:
-    out = [f"harness bench --scale — {scale_label(accel, smp)}"]
-    for k, info in (kernels or {}).items():
-        out.append(f"  {k}: {info.get('release', '?')} {info.get('describe', '')}".rstrip())
+    out = [f"harness bench --scale — {scale_label(accel, smp)}", *kernel_lines(kernels)]
     if header:
         out.append(f"  {header}")
     out.append("  kmem accounting online throughout (the child memcg exists from the start)")
@@ -142,12 +141,7 @@ def format_scale_table(rows_: list[ScaleRow], accel: str, smp: int,
                       f"{st.median:.3f}" if st else "n/a",
                       f"{st.min:.3f}..{st.max:.3f}" if st else "",
                       str(len(r.ratios))])
-    widths = [max(len(x[i]) for x in [cols, *table]) for i in range(len(cols))]
-
-    def line(cells: list[str]) -> str:
-        return " | ".join(c.ljust(w) if i < 2 else c.rjust(w)
-                          for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
-    out += [line(cols), "-+-".join("-" * w for w in widths), *map(line, table)]
+    out += grid(cols, table, left=2)
     out.append("(N processes, process i pinned to CPU i; ops/s: median over rounds of the mean "
                "per process; series/vanilla: median of the per-round ratios, round r = the "
                "r-th boot of each kernel, min..max over rounds)")

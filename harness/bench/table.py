@@ -54,6 +54,22 @@ def _short(kernel: str, base: str) -> str:
     return f"{kernel}/{base}"
 
 
+def grid(cols: list[str], table: list[list[str]], left: int = 1, indent: str = "") -> list[str]:
+    """COLS over TABLE in aligned columns: the first LEFT left-aligned, the rest right."""
+    widths = [max(len(r[i]) for r in [cols, *table]) for i in range(len(cols))]
+
+    def line(cells: list[str]) -> str:
+        return indent + " | ".join(c.ljust(w) if i < left else c.rjust(w)
+                                   for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
+    return [line(cols), indent + "-+-".join("-" * w for w in widths), *map(line, table)]
+
+
+def kernel_lines(kernels: dict[str, dict[str, Any]] | None) -> list[str]:
+    """One line per kernel under a table's title: its release and what it was built from."""
+    return [f"  {k}: {info.get('release', '?')} {info.get('describe', '')}".rstrip()
+            for k, info in (kernels or {}).items()]
+
+
 def format_table(stats: dict[Key, Stats], mode: str, accel: str,
                  kernels: dict[str, dict[str, Any]] | None = None,
                  targets: list[Target] | dict[str, list[Target]] | None = None,
@@ -61,18 +77,30 @@ def format_table(stats: dict[Key, Stats], mode: str, accel: str,
                  extra: list[str] | None = None) -> str:
     """One column per kernel (root, the row's memcg, overhead), then each other
     kernel's ratios against the baseline (vanilla)."""
-    unit = "ns (instructions)" if mode == "icount" else "ns WALL-CLOCK"
     names = list(kernels) if kernels else kernels_of(stats)
     names += [k for k in kernels_of(stats) if k not in names]
     base = pick_baseline(names, baseline)
-    others = [k for k in names if k != base]
-    out = [f"harness bench — {mode_label(mode, accel)}"]
-    for k, info in (kernels or {}).items():
-        out.append(f"  {k}: {info.get('release', '?')} {info.get('describe', '')}".rstrip())
+    out = [f"harness bench — {mode_label(mode, accel)}", *kernel_lines(kernels)]
     if header:
         out.append(f"  {header}")
-    out.append(f"  {STEADY_STATE_NOTE}")
-    out.append("")
+    out += [f"  {STEADY_STATE_NOTE}", ""]
+    out += _figures(stats, mode, names, base)
+    out += _offline_section(stats, names)
+    if extra:
+        out += ["", *extra]
+    out += _spread_section(stats, names)
+    if isinstance(targets, dict):
+        for k, ts in targets.items():
+            out += ["", f"{k} against {base}:", *format_targets(ts, mode)]
+    elif targets:
+        out += ["", *format_targets(targets, mode)]
+    return "\n".join(out)
+
+
+def _figures(stats: dict[Key, Stats], mode: str, names: list[str], base: str) -> list[str]:
+    """The main table: a row per (op, variant), medians and overheads per kernel, ratios."""
+    unit = "ns (instructions)" if mode == "icount" else "ns WALL-CLOCK"
+    others = [k for k in names if k != base]
     cols = ["op, per op: " + unit]
     for k in names:
         cols += [f"{k} root", f"{k} memcg", "overhead"]
@@ -91,35 +119,36 @@ def format_table(stats: dict[Key, Stats], mode: str, accel: str,
                 r = ratio(stats, (k, op, cg), (base, op, cg))
                 cells.append("n/a" if r is None else f"{r:.4f}")
         table.append(cells)
-    widths = [max(len(r[i]) for r in [cols, *table]) for i in range(len(cols))]
+    return [*grid(cols, table),
+            "(medians; overhead = memcg / root - 1; "
+            + "; ".join(f"{_short(k, base)} = {k} / {base}" for k in others)
+            + ("; " if others else "")
+            + "memcg near limit: memory.max = memory.current + 4 MiB; at limit + page "
+            "cache: a memcg held at its memory.max by streaming reads)"]
 
-    def line(cells: list[str]) -> str:
-        return " | ".join(c.ljust(w) if i == 0 else c.rjust(w)
-                          for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
-    out += [line(cols), "-+-".join("-" * w for w in widths), *map(line, table)]
-    out.append("(medians; overhead = memcg / root - 1; "
-               + "; ".join(f"{_short(k, base)} = {k} / {base}" for k in others)
-               + ("; " if others else "")
-               + "memcg near limit: memory.max = memory.current + 4 MiB; at limit + page "
-               "cache: a memcg held at its memory.max by streaming reads)")
 
+def _offline_section(stats: dict[Key, Stats], names: list[str]) -> list[str]:
+    """--root-offline: root before any memcg existed, and online / offline."""
     offline = [op for op in OP_LABELS if any((k, op, ROOT_OFFLINE) in stats for k in names)]
-    if offline:
-        out += ["", "root with kmem accounting still offline (no memcg created yet; "
-                "--root-offline): median, and online / offline"]
-        for op in offline:
-            cells = []
-            for k in names:
-                st = stats.get((k, op, ROOT_OFFLINE))
-                r = ratio(stats, (k, op, ROOT), (k, op, ROOT_OFFLINE))
-                cells.append(f"{k} {st.median:.1f}" + ("" if r is None else f" ({r:.4f})")
-                             if st else "")
-            out.append((f"  {OP_LABELS[op]:<18}  " + "  ".join(f"{c:<28}" for c in cells))
-                       .rstrip())
-    if extra:
-        out += ["", *extra]
+    if not offline:
+        return []
+    out = ["", "root with kmem accounting still offline (no memcg created yet; "
+           "--root-offline): median, and online / offline"]
+    for op in offline:
+        cells = []
+        for k in names:
+            st = stats.get((k, op, ROOT_OFFLINE))
+            r = ratio(stats, (k, op, ROOT), (k, op, ROOT_OFFLINE))
+            cells.append(f"{k} {st.median:.1f}" + ("" if r is None else f" ({r:.4f})")
+                         if st else "")
+        out.append((f"  {OP_LABELS[op]:<18}  " + "  ".join(f"{c:<28}" for c in cells))
+                   .rstrip())
+    return out
 
-    out += ["", "spread over repeats: min / median / max ns per op, (max - min) / median"]
+
+def _spread_section(stats: dict[Key, Stats], names: list[str]) -> list[str]:
+    """How far apart the repeats of every figure are."""
+    out = ["", "spread over repeats: min / median / max ns per op, (max - min) / median"]
     name_w = max((len(OP_LABELS.get(op, op)) for op, _ in rows(stats)), default=10)
     for op in dict.fromkeys(op for op, _ in rows(stats)):
         for cg in (ROOT, *VARIANTS):
@@ -131,12 +160,7 @@ def format_table(stats: dict[Key, Stats], mode: str, accel: str,
             if any(cells):
                 out.append((f"  {OP_LABELS.get(op, op):<{name_w}}  {cg:<16}  "
                             + "  ".join(f"{c:<44}" for c in cells)).rstrip())
-    if isinstance(targets, dict):
-        for k, ts in targets.items():
-            out += ["", f"{k} against {base}:", *format_targets(ts, mode)]
-    elif targets:
-        out += ["", *format_targets(targets, mode)]
-    return "\n".join(out)
+    return out
 
 
 PSI_ABSENT = ("PSI: not measured: the guest's memcg has no memory.pressure (a kernel "
@@ -156,12 +180,7 @@ def format_limit_section(rows: list[LimitRow], labels: dict[str, str]) -> list[s
     table = [[r.kernel, labels.get(r.op, r.op), f"{r.events_max:.1f}",
               "n/a" if r.psi_some_us is None else f"{r.psi_some_us:.1f}",
               f"{r.peak_delta / 1024:.1f}", str(r.n)] for r in rows]
-    widths = [max(len(x[i]) for x in [cols, *table]) for i in range(len(cols))]
-
-    def line(cells: list[str]) -> str:
-        return "  " + " | ".join(c.ljust(w) if i < 2 else c.rjust(w)
-                                 for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
-    out += [line(cols), "  " + "-+-".join("-" * w for w in widths), *map(line, table)]
+    out += grid(cols, table, left=2, indent="  ")
     if all(r.psi_some_us is None for r in rows):
         out.append(f"  {PSI_ABSENT}")
     elif any(r.psi_some_us is None for r in rows):
