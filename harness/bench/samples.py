@@ -15,10 +15,24 @@ compared scaled to PER opens (harness/bench/stats.py).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from harness.boot import strip_timestamp
+
+
+def fields(lines: Iterable[str], marker: re.Pattern[str], required: Sequence[str]
+           ) -> Iterator[dict[str, str]]:
+    """The key=value fields of each console line MARKER finds (its group 1), if they
+    include all of REQUIRED: the guest's figure lines, whatever their timestamps."""
+    for line in lines:
+        m = marker.search(strip_timestamp(line.rstrip("\r\n")))
+        if not m:
+            continue
+        kv = dict(tok.split("=", 1) for tok in m.group(1).split() if "=" in tok)
+        if all(k in kv for k in required):
+            yield kv
+
 
 _BENCH = re.compile(r"#\s*bench:\s+(.*)$")
 _REQUIRED = ("op", "cgroup", "iters", "ns_per_op")
@@ -37,13 +51,7 @@ class Sample:
 def parse_lines(lines: Iterable[str], boot_no: int = 1) -> list[Sample]:
     """The `# bench:` lines of a console log; malformed ones are skipped."""
     out = []
-    for line in lines:
-        m = _BENCH.search(strip_timestamp(line.rstrip("\r\n")))
-        if not m:
-            continue
-        kv = dict(tok.split("=", 1) for tok in m.group(1).split() if "=" in tok)
-        if any(k not in kv for k in _REQUIRED):
-            continue
+    for kv in fields(lines, _BENCH, _REQUIRED):
         try:
             out.append(Sample(op=kv["op"], cgroup=kv["cgroup"], iters=int(kv["iters"]),
                               ns_per_op=float(kv["ns_per_op"]),
@@ -76,13 +84,7 @@ class LimitSample:
 def parse_limit_lines(lines: Iterable[str], boot_no: int = 1) -> list[LimitSample]:
     """The `# bench_limit:` lines of a console log; malformed ones are skipped."""
     out = []
-    for line in lines:
-        m = _LIMIT_LINE.search(strip_timestamp(line.rstrip("\r\n")))
-        if not m:
-            continue
-        kv = dict(tok.split("=", 1) for tok in m.group(1).split() if "=" in tok)
-        if any(k not in kv for k in _LIMIT_REQUIRED):
-            continue
+    for kv in fields(lines, _LIMIT_LINE, _LIMIT_REQUIRED):
         try:
             psi = None if kv["psi_some_us"] == "na" else int(kv["psi_some_us"])
             out.append(LimitSample(op=kv["op"], opens=int(kv["opens"]),

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from harness.bench.cases import KERNELS, MEMCG, ROOT
+from harness.bench.samples import fields
 from harness.bench.stats import Stats
 from harness.bench.table import grid, kernel_lines
-from harness.boot import strip_timestamp
 
 SCALE_PROGRAM = "bench_scale"
 SCALE_CASES = {
@@ -50,13 +50,7 @@ class ScaleSample:
 def parse_scale_lines(lines: Iterable[str], round_no: int = 1) -> list[ScaleSample]:
     """The `# scale:` lines of a console log; malformed ones are skipped."""
     out = []
-    for line in lines:
-        m = _SCALE.search(strip_timestamp(line.rstrip("\r\n")))
-        if not m:
-            continue
-        kv = dict(tok.split("=", 1) for tok in m.group(1).split() if "=" in tok)
-        if any(k not in kv for k in _SCALE_REQUIRED):
-            continue
+    for kv in fields(lines, _SCALE, _SCALE_REQUIRED):
         try:
             out.append(ScaleSample(
                 case=kv["case"], cgroup=kv["cgroup"], procs=int(kv["procs"]),
