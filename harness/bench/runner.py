@@ -9,21 +9,20 @@ the run's failures.
 from __future__ import annotations
 
 import os
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from harness import expectations, images, printer, run
 from harness import judge as judging
-from harness.bench import kernels as bench_kernels
 from harness.bench.cases import PROGRAM
-from harness.bench.kernels import KernelSpec
+from harness.bench.kernels import KernelSpec, baseline
 from harness.bench.options import Options
 from harness.bench.outputs import write_outputs
-from harness.bench.samples import LimitSample, Sample, limit_skips, parse_limit_lines, parse_lines
+from harness.bench.samples import LimitSample, limit_skips, parse_limit_lines, parse_lines
 from harness.bench.scale import (
     SCALE_PROGRAM,
     SCALE_WARMUP_MS,
-    ScaleSample,
     guest_cpus,
     parse_scale_lines,
     write_scale_outputs,
@@ -120,6 +119,35 @@ def _images(base: run.Request, opts: Options, rec: RunRecord
     return reqs, images, built
 
 
+@dataclass
+class _Boots:
+    """What one run's boots collected, kernel by kernel, and what went wrong."""
+    samples: dict[str, list[Any]]  # Sample, or ScaleSample for --scale
+    limit: dict[str, list[LimitSample]] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)  # why the at-limit case did not run
+    accels: set[str] = field(default_factory=set)
+    boots: list[dict[str, Any]] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+    def note(self, rec: RunRecord, entry: dict[str, Any], seconds: float, what: str) -> None:
+        """One boot's ENTRY in the record, on the terminal and among the failures."""
+        problems = entry["problems"]
+        self.boots.append(entry)
+        rec.meta(boots=self.boots)
+        printer.info(f"{entry['samples']} measurements in {seconds:.1f}s"
+                     + (f"; problems: {'; '.join(problems)}" if problems else ""))
+        self.failures += [f"{what}: {p}" for p in problems]
+
+    def exit_code(self) -> int:
+        """No figure at all is the harness's failure; a boot's problem, the run's."""
+        if not any(self.samples.values()):
+            return EXIT_INFRA
+        if self.failures:
+            printer.error("benchmark problems:\n    " + "\n    ".join(self.failures))
+            return EXIT_TEST_FAILURE
+        return EXIT_OK
+
+
 def run_bench(base: run.Request, opts: Options, rec: RunRecord) -> int:
     reqs, images, built = _images(base, opts, rec)
     kernels = {k: {**img.info, "describe": _describe(img.info),
@@ -127,61 +155,55 @@ def run_bench(base: run.Request, opts: Options, rec: RunRecord) -> int:
                for k, img in images.items()}
     if opts.scale:
         return _run_scale(reqs, images, built, kernels, opts, rec)
-    samples: dict[str, list[Sample]] = {k: [] for k in reqs}
-    limit: dict[str, list[LimitSample]] = {k: [] for k in reqs}
-    skipped: list[str] = []
-    accels: set[str] = set()
-    boots: list[dict[str, Any]] = []
-    failures: list[str] = []
+    got = _Boots({k: [] for k in reqs}, {k: [] for k in reqs})
     # All kernels share one tree, hence one initramfs (cached by content).
     first = list(reqs)[-1]
     rootfs = run.prepare_rootfs(reqs[first], images[first], rec)
     for k, req in reqs.items():
-        img = images[k]
-        tests = run.selected_tests(req, rootfs)
-        cmds, order, why = run.qemu_commands(req, img, rootfs, tests,
-                                             name=f"harness:{rec.dir.name}")
-        rec.meta(**{f"qemu_{k}": cmds})
-        for i in range(1, opts.repeat + 1):
-            printer.stage(f"Benchmark {k} {img.info.get('release', '')} boot {i}/{opts.repeat} "
-                          f"({'icount' if not opts.wallclock else 'WALL-CLOCK'}, "
-                          f"{'/'.join(order)}: {why})")
-            log = rec.path(f"console-{k}-{i}.log")
-            with req.timings.measure("boots"):
-                outcome = boot(cmds, order, log, req.profile.timeouts, cache_dir(),
-                               echo=printer.verbose)
-            got = parse_lines(outcome.lines, i)
-            samples[k] += got
-            limit[k] += parse_limit_lines(outcome.lines, i)
-            skipped += limit_skips(outcome.lines)
-            accels.add(outcome.accel)
-            problems = _boot_problems(outcome, got, kernel=k, table=req.declarations())
-            boots.append({"kernel": k, "boot": i, "accel": outcome.accel, "end": outcome.end,
-                          "seconds": round(outcome.seconds, 1), "samples": len(got),
-                          "problems": problems, "console": log.name})
-            rec.meta(boots=boots)
-            printer.info(f"{len(got)} measurements in {outcome.seconds:.1f}s"
-                         + (f"; problems: {'; '.join(problems)}" if problems else ""))
-            failures += [f"{k} boot {i}: {p}" for p in problems]
+        _boot_icount(k, req, images[k], rootfs, opts, rec, got)
     mode = "wallclock" if opts.wallclock else "icount"
-    meta = {"mode": mode, "accel": "/".join(sorted(accels)), "built": built,
+    meta = {"mode": mode, "accel": "/".join(sorted(got.accels)), "built": built,
             "repeat": opts.repeat,
-            "rounds": opts.rounds, "iters": opts.iters, "boots": boots,
-            "failures": failures, "limit_skipped": skipped,
-            "baseline": bench_kernels.baseline(opts.specs(base.profile)).name}
-    text, targets = write_outputs(rec.dir, samples, meta, kernels, limit)
+            "rounds": opts.rounds, "iters": opts.iters, "boots": got.boots,
+            "failures": got.failures, "limit_skipped": got.skipped,
+            "baseline": baseline(opts.specs(base.profile)).name}
+    text, targets = write_outputs(rec.dir, got.samples, meta, kernels, got.limit)
     print(text, flush=True)
     rec.data.update(bench={"targets": {t.id: t.met for t in targets},
                            "files": ["bench.json", "bench.txt", "bench.svg"]})
     printer.stage(f"Benchmark written to {rec.dir}/bench.{{txt,json,svg}}")
-    if not any(samples.values()):
-        return EXIT_INFRA
-    if failures:
-        printer.error("benchmark problems:\n    " + "\n    ".join(failures))
+    code = got.exit_code()
+    if code == EXIT_OK and opts.strict and mode == "icount" and any(
+            t.met is False for t in targets):
         return EXIT_TEST_FAILURE
-    if opts.strict and mode == "icount" and any(t.met is False for t in targets):
-        return EXIT_TEST_FAILURE
-    return EXIT_OK
+    return code
+
+
+def _boot_icount(k: str, req: run.Request, img: run.KernelImage, rootfs: Path, opts: Options,
+                 rec: RunRecord, got: _Boots) -> None:
+    """Kernel K's --repeat boots, one after the other."""
+    tests = run.selected_tests(req, rootfs)
+    cmds, order, why = run.qemu_commands(req, img, rootfs, tests,
+                                         name=f"harness:{rec.dir.name}")
+    rec.meta(**{f"qemu_{k}": cmds})
+    for i in range(1, opts.repeat + 1):
+        printer.stage(f"Benchmark {k} {img.info.get('release', '')} boot {i}/{opts.repeat} "
+                      f"({'icount' if not opts.wallclock else 'WALL-CLOCK'}, "
+                      f"{'/'.join(order)}: {why})")
+        log = rec.path(f"console-{k}-{i}.log")
+        with req.timings.measure("boots"):
+            outcome = boot(cmds, order, log, req.profile.timeouts, cache_dir(),
+                           echo=printer.verbose)
+        samples = parse_lines(outcome.lines, i)
+        got.samples[k] += samples
+        got.limit[k] += parse_limit_lines(outcome.lines, i)
+        got.skipped += limit_skips(outcome.lines)
+        got.accels.add(outcome.accel)
+        problems = _boot_problems(outcome, samples, kernel=k, table=req.declarations())
+        got.note(rec, {"kernel": k, "boot": i, "accel": outcome.accel, "end": outcome.end,
+                       "seconds": round(outcome.seconds, 1), "samples": len(samples),
+                       "problems": problems, "console": log.name},
+                 outcome.seconds, f"{k} boot {i}")
 
 
 def _loadavg() -> float | None:
@@ -194,63 +216,57 @@ def _loadavg() -> float | None:
 def _run_scale(reqs: dict[str, run.Request], images: dict[str, run.KernelImage],
                built: dict[str, bool], kernels: dict[str, dict[str, Any]], opts: Options,
                rec: RunRecord) -> int:
-    samples: dict[str, list[ScaleSample]] = {k: [] for k in opts.kernels}
-    accels: set[str] = set()
-    boots: list[dict[str, Any]] = []
-    failures: list[str] = []
+    got = _Boots({k: [] for k in opts.kernels})
     first = opts.kernels[-1]
     rootfs = run.prepare_rootfs(reqs[first], images[first], rec)
     rounds = opts.rounds or 1
     for r in range(1, rounds + 1):
         for k in opts.kernels:  # interleaved: vanilla, series, vanilla, series, ...
-            req, img = reqs[k], images[k]
-            tests = run.selected_tests(req, rootfs)
-            # Per boot: a KVM that hung the first boot is not probed again.
-            cmds, order, why = run.qemu_commands(req, img, rootfs, tests,
-                                                 name=f"harness:{rec.dir.name}")
-            cmds = {a: _multi_threaded(c, opts.smp) for a, c in cmds.items()}
-            rec.meta(**{f"qemu_{k}": cmds})
-            printer.stage(f"WALL-CLOCK scale benchmark, round {r}/{rounds}: {k} "
-                          f"{img.info.get('release', '')} -smp {opts.smp} "
-                          f"({'/'.join(order)}: {why})")
-            log = rec.path(f"console-{k}-{r}.log")
-            load = [_loadavg()]
-            with req.timings.measure("boots"):
-                outcome = boot(cmds, order, log, req.profile.timeouts, cache_dir(),
-                               echo=printer.verbose)
-            load.append(_loadavg())
-            got = parse_scale_lines(outcome.lines, r)
-            samples[k] += got
-            accel = next((c[c.index("-accel") + 1] for a, c in cmds.items()
-                          if a == outcome.accel and "-accel" in c), outcome.accel)
-            accels.add(accel)
-            problems = _boot_problems(outcome, got, SCALE_PROGRAM, "# scale:", k,
-                                      req.declarations())
-            cpus = guest_cpus(outcome.lines)
-            if cpus is not None and cpus != opts.smp:
-                problems.append(f"the guest brought up {cpus} CPUs, not {opts.smp}")
-            boots.append({"kernel": k, "round": r, "accel": accel, "end": outcome.end,
-                          "seconds": round(outcome.seconds, 1), "cpus": cpus,
-                          "host_load": load,
-                          "samples": len(got), "problems": problems, "console": log.name})
-            rec.meta(boots=boots)
-            printer.info(f"{len(got)} measurements in {outcome.seconds:.1f}s"
-                         + (f"; problems: {'; '.join(problems)}" if problems else ""))
-            failures += [f"{k} round {r}: {p}" for p in problems]
-    if len(accels) > 1:
-        failures.append(f"boots ran on different accelerators ({', '.join(sorted(accels))}): "
-                        "the ratios compare unlike runs")
-    meta = {"accel": "/".join(sorted(accels)), "smp": opts.smp, "seconds": opts.seconds,
+            _boot_scale(k, r, rounds, reqs[k], images[k], rootfs, opts, rec, got)
+    if len(got.accels) > 1:
+        got.failures.append(f"boots ran on different accelerators "
+                            f"({', '.join(sorted(got.accels))}): the ratios compare unlike runs")
+    meta = {"accel": "/".join(sorted(got.accels)), "smp": opts.smp, "seconds": opts.seconds,
             "host_cpus": os.cpu_count() or 0,
             "warmup_ms": SCALE_WARMUP_MS, "rounds": rounds, "order": list(opts.kernels),
-            "built": built, "boots": boots, "failures": failures}
-    text = write_scale_outputs(rec.dir, samples, meta, kernels)
+            "built": built, "boots": got.boots, "failures": got.failures}
+    text = write_scale_outputs(rec.dir, got.samples, meta, kernels)
     print(text, flush=True)
     rec.data.update(bench={"scale": True, "files": ["bench.json", "bench.txt"]})
     printer.stage(f"Scale benchmark written to {rec.dir}/bench.{{txt,json}}")
-    if not any(samples.values()):
-        return EXIT_INFRA
-    if failures:
-        printer.error("benchmark problems:\n    " + "\n    ".join(failures))
-        return EXIT_TEST_FAILURE
-    return EXIT_OK
+    return got.exit_code()
+
+
+def _boot_scale(k: str, r: int, rounds: int, req: run.Request, img: run.KernelImage,
+                rootfs: Path, opts: Options, rec: RunRecord, got: _Boots) -> None:
+    """Kernel K's boot of round R, -smp opts.smp, wall clock."""
+    tests = run.selected_tests(req, rootfs)
+    # Per boot: a KVM that hung the first boot is not probed again.
+    cmds, order, why = run.qemu_commands(req, img, rootfs, tests,
+                                         name=f"harness:{rec.dir.name}")
+    cmds = {a: _multi_threaded(c, opts.smp) for a, c in cmds.items()}
+    rec.meta(**{f"qemu_{k}": cmds})
+    printer.stage(f"WALL-CLOCK scale benchmark, round {r}/{rounds}: {k} "
+                  f"{img.info.get('release', '')} -smp {opts.smp} "
+                  f"({'/'.join(order)}: {why})")
+    log = rec.path(f"console-{k}-{r}.log")
+    load = [_loadavg()]
+    with req.timings.measure("boots"):
+        outcome = boot(cmds, order, log, req.profile.timeouts, cache_dir(),
+                       echo=printer.verbose)
+    load.append(_loadavg())
+    samples = parse_scale_lines(outcome.lines, r)
+    got.samples[k] += samples
+    accel = next((c[c.index("-accel") + 1] for a, c in cmds.items()
+                  if a == outcome.accel and "-accel" in c), outcome.accel)
+    got.accels.add(accel)
+    problems = _boot_problems(outcome, samples, SCALE_PROGRAM, "# scale:", k,
+                              req.declarations())
+    cpus = guest_cpus(outcome.lines)
+    if cpus is not None and cpus != opts.smp:
+        problems.append(f"the guest brought up {cpus} CPUs, not {opts.smp}")
+    got.note(rec, {"kernel": k, "round": r, "accel": accel, "end": outcome.end,
+                   "seconds": round(outcome.seconds, 1), "cpus": cpus,
+                   "host_load": load,
+                   "samples": len(samples), "problems": problems, "console": log.name},
+             outcome.seconds, f"{k} round {r}")
