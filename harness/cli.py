@@ -269,13 +269,7 @@ def cmd_boot(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from harness import bench
 
-    opts = bench.Options(repeat=args.repeat, iters=args.iters, rounds=args.rounds,
-                         wallclock=args.wallclock, strict=args.strict,
-                         build="never" if args.no_build else
-                         "always" if args.rebuild else "auto",
-                         vanilla_only=args.no_series, root_offline=args.root_offline,
-                         scale=args.scale, smp=args.smp or 2, seconds=args.seconds,
-                         kernel_args=tuple(args.kernel or ()))
+    opts = bench.options_from_args(args)
     req = request_from_args(args)
     req = replace(req, profile=bench.configure(req.profile, opts))
     return _run(req, "bench", lambda rec: bench.run_bench(req, opts, rec))

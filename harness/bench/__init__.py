@@ -30,7 +30,7 @@ lines) -> stats -> targets -> table, svg, outputs; scale is the --scale mode's
 own samples, rows, table and JSON; cases names what the guest measures.
 """
 
-from harness.bench.options import Options, configure
+from harness.bench.options import Options, configure, options_from_args
 from harness.bench.runner import run_bench
 
-__all__ = ["Options", "configure", "run_bench"]
+__all__ = ["Options", "configure", "options_from_args", "run_bench"]

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass, replace
 
-from harness.bench import kernels as bench_kernels
 from harness.bench.cases import KERNELS, PROGRAM
-from harness.bench.kernels import KernelSpec
+from harness.bench.kernels import KernelSpec, resolve
 from harness.bench.scale import SCALE_CASES, SCALE_CGROUPS, SCALE_PROGRAM, SCALE_WARMUP_MS
 from harness.errors import ConfigError
 from harness.profile import Profile
@@ -44,7 +44,17 @@ class Options:
         return ("vanilla",) if self.vanilla_only else KERNELS
 
     def specs(self, prof: Profile) -> list[KernelSpec]:
-        return bench_kernels.resolve(self.kernel_args, prof.series, self.vanilla_only)
+        return resolve(self.kernel_args, prof.series, self.vanilla_only)
+
+
+def options_from_args(args: argparse.Namespace) -> Options:
+    """The Options `harness bench`'s command line asks for (its flags: harness/cli.py)."""
+    return Options(repeat=args.repeat, iters=args.iters, rounds=args.rounds,
+                   wallclock=args.wallclock, strict=args.strict,
+                   build="never" if args.no_build else "always" if args.rebuild else "auto",
+                   vanilla_only=args.no_series, root_offline=args.root_offline,
+                   scale=args.scale, smp=args.smp or 2, seconds=args.seconds,
+                   kernel_args=tuple(args.kernel or ()))
 
 
 def configure(prof: Profile, opts: Options) -> Profile:
