@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from harness import matrix, printer, reproduce, run
+from harness import matrix, pipeline, printer, reproduce, run
 from harness.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, ConfigError, HarnessError
 from harness.expectations import KERNELS
 from harness.profile import Profile, load_profile, project_path
@@ -193,7 +193,7 @@ def _tester(args: argparse.Namespace) -> Callable[..., int]:
     if getattr(args, "transport", "console") == "ssh":
         from harness import ssh
         return ssh.test_kernel
-    return run.test_kernel
+    return pipeline.test_kernel
 
 
 def cmd_test(args: argparse.Namespace) -> int:
@@ -230,7 +230,7 @@ def cmd_matrix(args: argparse.Namespace) -> int:
         req = replace(request_from_args(args), no_series=kernel == "vanilla", results_root=out)
         req = _with_reproducer(args, req)
         printer.stage(f"=== {kernel} kernel ===")
-        codes[kernel] = _run(req, "run", _build_and_test(req, run.test_kernel))
+        codes[kernel] = _run(req, "run", _build_and_test(req, pipeline.test_kernel))
         if codes[kernel] == EXIT_INTERRUPTED:
             return codes[kernel]
         last = sorted(p for p in out.iterdir() if p.is_dir() and p.name.endswith(kernel))[-1]

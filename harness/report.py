@@ -17,20 +17,12 @@ from harness.ktap import FAILING, Status, TestResult
 from harness.results import RunRecord
 from harness.results_json import to_json
 
-# Kept here for the callers that split a console themselves (ssh.py).
-split_console = judging.split_console
-absorb_retry = judging.absorb_retry
-
-
-def judge(outcome: BootOutcome, tests: list[str], kernel: str,
-          table: expectations.Table) -> Verdict:
-    """OUTCOME's console judged as KERNEL is declared to behave (see judge.py)."""
-    return judging.judge_boot(outcome, tests, table, judging.Policy(kernels=(kernel,)))
-
 
 def write(rec: RunRecord, outcome: BootOutcome, tests: list[str], kernel: str,
           declared: expectations.Table) -> int:
-    verdict = judge(outcome, tests, kernel, declared)
+    """One boot judged as KERNEL is declared to behave, and written down (no retry:
+    a run's boots are pipeline.py's)."""
+    verdict = judging.judge_boot(outcome, tests, declared, judging.Policy(kernels=(kernel,)))
     return emit(rec, verdict, kernel)
 
 

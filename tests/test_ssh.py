@@ -11,7 +11,8 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from harness import cli, ktap, report, ssh
+from harness import cli, ktap, ssh
+from harness import judge as judging
 from harness.boot import GUEST_DONE, GUEST_START
 from harness.ktap import Status
 from harness.profile import QemuConfig
@@ -220,7 +221,7 @@ def test_wrapped_document_parses_like_the_console_one():
                "not ok 2 q # exit code 1", GUEST_DONE]
     assert lines == console
     boot = ["[    0.000000] Linux version 6.12", "[    1.000000] Run /init as init process"]
-    _, guest = report.split_console(boot + lines)
+    _, guest = judging.split_console(boot + lines)
     assert guest is not None
     statuses = {n: r.status for n, r in ktap.walk(ktap.parse(guest))}
     assert statuses == {"guest/p/a.one": Status.PASS, "guest/p/a.two": Status.PASS,
