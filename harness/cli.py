@@ -189,10 +189,11 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def _tester(args: argparse.Namespace) -> Callable[..., int]:
-    # SSH transport (harness/ssh.py); the console stays the default.
+    # The same pipeline over the SSH transport (harness/transports/); the console
+    # stays the default.
     if getattr(args, "transport", "console") == "ssh":
-        from harness import ssh
-        return ssh.test_kernel
+        from harness.transports.ssh import Ssh
+        return lambda req, img, rec: pipeline.test_kernel(req, img, rec, Ssh())
     return pipeline.test_kernel
 
 

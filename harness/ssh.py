@@ -29,7 +29,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -40,8 +39,8 @@ import paramiko
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from harness import printer, report, run
-from harness.boot import GUEST_DONE, GUEST_START, boot
+from harness import printer, run
+from harness.boot import GUEST_DONE, GUEST_START
 from harness.errors import EXIT_OK, ConfigError, HarnessError
 from harness.profile import cache_dir
 from harness.results import RunRecord
@@ -542,63 +541,6 @@ class SshSession:
 def heartbeat_seconds(silence: int) -> int:
     """Guest heartbeat period: well inside the console-silence timeout."""
     return max(1, silence // 3)
-
-
-def test_kernel(req: run.Request, img: run.KernelImage, rec: RunRecord) -> int:
-    """run.test_kernel, with the guest tests run over SSH."""
-    rootfs = run.prepare_rootfs(req, img, rec)
-    tests = run.selected_tests(req, rootfs)
-    prof = req.profile
-    with tempfile.TemporaryDirectory(prefix="harness-ssh-") as tmp:
-        work = Path(tmp)  # short: a Unix socket path must fit in 108 bytes
-        with req.timings.measure("ssh-setup"):
-            keys = make_keys(work)
-            initrd = build_initrd(Path(img.info["tree"]), rootfs / "initramfs.cpio", keys, work)
-        port = free_port()
-        prof = replace(prof, qemu=replace(prof.qemu, cmdline=[
-            *prof.qemu.cmdline, "harness.ssh=1",
-            f"harness.ssh_heartbeat={heartbeat_seconds(prof.timeouts.silence)}"]))
-        req = replace(req, profile=prof)
-        cmds, accels, why = run.qemu_commands(req, img, rootfs, tests,
-                                              name=f"harness:{rec.dir.name}")
-        cmds = {a: patch_command(c, initrd, port, work / "monitor.sock")
-                for a, c in cmds.items()}
-        rec.meta(image=img.info, tests_selected=tests, qemu=cmds, transport="ssh",
-                 ssh={"port": port, "host_key": keys.host_pub})
-        printer.stage(f"Booting {img.info['release']} ({req.kernel}) with {'/'.join(accels)} "
-                      f"({why}); over SSH ({LOOPBACK}:{port}): {', '.join(tests)}")
-        session = SshSession(port, keys, tests, prof.timeouts.per_test, rec.path("console.log"),
-                             work / "monitor.sock", rec.path("guest-files"),
-                             echo=printer.verbose)
-        worker = threading.Thread(target=session.run, name="ssh-session", daemon=True)
-        worker.start()
-        t0 = time.monotonic()
-        outcome = None
-        try:
-            outcome = boot(cmds, accels, rec.path("console.log"), prof.timeouts, cache_dir(),
-                           echo=printer.verbose)
-        finally:
-            secs = time.monotonic() - t0
-            req.timings.seconds["boot+tests"] = secs
-            session.stop.set()
-            worker.join(timeout=30)
-            if outcome is None:
-                rec.stage("boot", "interrupted", secs)
-    if session.guest and session.guest.log:
-        rec.path("ssh.log").write_text("".join(session.guest.log))
-    if session.lines:
-        rec.path("ssh-ktap.log").write_text("\n".join(session.lines) + "\n")
-        # After everything the console showed: splat line numbers stay right.
-        outcome.lines += session.lines
-    if session.error:
-        printer.error(f"SSH transport: {session.error}")
-    rec.stage("ssh", "pass" if session.completed else "fail", port=port,
-              connect=session.connect_seconds, error=session.error, fetched=session.fetched)
-    rec.stage("boot", outcome.end, secs, accel=outcome.accel, first_output=outcome.first_output,
-              first_ktap=outcome.first_ktap, guest_start=outcome.guest_start,
-              qemu_exit=outcome.exit_status)
-    with req.timings.measure("report"):
-        return report.write(rec, outcome, tests, req.kernel, req.declarations())
 
 
 # --- harness boot --ssh / harness ssh -------------------------------------------

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import pipeline, run
+from harness import cli, pipeline, run
 from harness.boot import GUEST_DONE, GUEST_START, BootOutcome
 from harness.errors import EXIT_OK, EXIT_TEST_FAILURE
 from harness.images import KernelImage
@@ -19,6 +19,7 @@ from harness.judge import Policy
 from harness.profile import Profile
 from harness.results import RunRecord
 from harness.transports import FIRST, RETRY, Attempt
+from harness.transports.ssh import Ssh
 
 TABLE = """\
 flaky:
@@ -139,3 +140,15 @@ def test_an_interrupted_boot_is_recorded(setup):
     with pytest.raises(KeyboardInterrupt):
         pipeline.run_tests(req, img, rec, Interrupted())
     assert rec.data["stages"]["boot"]["status"] == "interrupted"
+
+
+def test_test_and_build_and_test_over_ssh_run_the_pipeline(monkeypatch):
+    """--transport ssh is the same pipeline (so the same flaky retry) with the SSH
+    transport; the console is the default."""
+    calls = []
+    monkeypatch.setattr(pipeline, "test_kernel", lambda *a: calls.append(a) or EXIT_OK)
+    for command in ("test", "build-and-test"):
+        for transport, kind in (("ssh", Ssh), ("console", type(pipeline.CONSOLE))):
+            args = cli.build_parser().parse_args([command, "--transport", transport])
+            assert cli._tester(args)("req", "img", "rec") == EXIT_OK
+            assert isinstance(calls[-1][3] if len(calls[-1]) > 3 else pipeline.CONSOLE, kind)

@@ -93,6 +93,22 @@ def test_silent_test_over_ssh_times_out_in_the_guest_not_on_the_console(console_
     assert "not ok 1 hang # TIMEOUT after 15s" in (run.results / "ssh-ktap.log").read_text()
 
 
+def test_declared_flaky_failure_over_ssh_gets_one_retry(console_run, results_root):
+    # As on the console (test_integration.py): `flaky` fails beside `pass`, passes alone.
+    run = harness("test", "--no-series", "--guest-tests", GUEST_FIXTURES, "--tests",
+                  "flaky,pass", "--transport", "ssh", results_root=results_root)
+    assert run.returncode == 0, run.output
+    assert "running flaky once more" in run.output
+    assert "[FLAKY] passes_when_alone" in run.output
+    assert run.data["flaky"] == ["flaky/passes_when_alone"]
+    stages = run.data["stages"]
+    assert stages["retry"]["status"] == "done" and stages["ssh-retry"]["status"] == "pass"
+    assert "  # Subtest: flaky" in (run.results / "ssh-ktap-retry.log").read_text()
+    assert "not ok 1 flaky" in (run.results / "ssh-ktap.log").read_text()
+    assert (run.results / "console-retry.log").is_file()
+    assert not qemu_processes(run.results.name)
+
+
 def test_boot_ssh_then_harness_ssh_runs_a_command(console_run, results_root):
     cmd = [sys.executable, "-m", "harness", "boot", "--ssh", "--no-series",
            "--results-dir", str(results_root)]
