@@ -244,11 +244,11 @@ def cmd_matrix(args: argparse.Namespace) -> int:
 def cmd_boot(args: argparse.Namespace) -> int:
     req = request_from_args(args, interactive=True)
     port = _gdb_port(args)  # None: no gdb stub (harness/gdb.py)
-    if getattr(args, "ssh", False):  # SSH transport (harness/ssh.py)
+    if getattr(args, "ssh", False):  # SSH (harness/ssh/interactive.py)
         if port is not None:
             raise ConfigError("--gdb and --ssh cannot be combined yet")
-        from harness import ssh
-        return ssh.boot_interactive(req)
+        from harness.ssh import interactive
+        return interactive.boot_interactive(req)
     img = run.last_image(req)
     rec = RunRecord(req.results_root, f"boot-{req.kernel}")
     stub, cmdline = _gdb_qemu_args(args, port)
@@ -461,7 +461,7 @@ def _print_gdb(req: run.Request, img: run.KernelImage, rec: RunRecord, port: int
     print(gdb.printed(cmd), flush=True)
 
 
-# --- SSH transport (harness/ssh.py) ---
+# --- SSH (harness/ssh/, harness/transports/ssh.py) ---
 
 def _add_ssh_flags(name: str, p: argparse.ArgumentParser) -> None:
     if name in ("test", "build-and-test"):
@@ -474,8 +474,8 @@ def _add_ssh_flags(name: str, p: argparse.ArgumentParser) -> None:
 
 
 def cmd_ssh(args: argparse.Namespace) -> int:
-    from harness import ssh
-    return ssh.cmd_ssh(args.cmd, use_paramiko=args.paramiko)
+    from harness.ssh import interactive
+    return interactive.cmd_ssh(args.cmd, use_paramiko=args.paramiko)
 
 
 def _add_ssh_command(sub: argparse._SubParsersAction) -> None:

@@ -14,10 +14,12 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, harness, qemu_processes, requires_kernel_tools
 
-from harness import ssh
+from harness.ssh import keys as sshkeys
+from harness.ssh import net, session
 
 pytestmark = [pytest.mark.integration, requires_kernel_tools(),
-              pytest.mark.skipif(not ssh.DROPBEAR.exists(), reason="dropbear-bin not installed")]
+              pytest.mark.skipif(not sshkeys.DROPBEAR.exists(),
+                                 reason="dropbear-bin not installed")]
 GUEST_FIXTURES = str(ROOT / "tests" / "guest-fixtures")
 
 
@@ -41,7 +43,7 @@ def _statuses(run) -> dict[str, str]:
 
 def _port_closed(port: int) -> bool:
     with socket.socket() as s:
-        return s.connect_ex((ssh.LOOPBACK, port)) != 0
+        return s.connect_ex((net.LOOPBACK, port)) != 0
 
 
 def test_smoke_over_ssh_matches_the_console_run(console_run, results_root):
@@ -58,7 +60,7 @@ def test_smoke_over_ssh_matches_the_console_run(console_run, results_root):
                                if n.startswith("guest/")}
     assert not data["splats"]
     console = (run.results / "console.log").read_text()
-    assert ssh.READY in console and "harness: guest tests done" in console
+    assert session.READY in console and "harness: guest tests done" in console
     assert "  # Subtest: smoke" in (run.results / "ssh-ktap.log").read_text()
     for arg in data["metadata"]["qemu"]["tcg" if "tcg" in data["metadata"]["qemu"]
                                         else "kvm"]:

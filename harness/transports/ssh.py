@@ -19,15 +19,10 @@ from harness import printer, run
 from harness.boot import BootOutcome
 from harness.images import KernelImage
 from harness.results import RunRecord
-from harness.ssh import (
-    LOOPBACK,
-    SshSession,
-    build_initrd,
-    free_port,
-    heartbeat_seconds,
-    make_keys,
-    patch_command,
-)
+from harness.ssh.initrd import build_initrd
+from harness.ssh.keys import make_keys
+from harness.ssh.net import LOOPBACK, free_port, heartbeat_seconds, patch_command
+from harness.ssh.session import SshSession
 from harness.transports import Attempt
 from harness.transports.console import boot_qemu
 
