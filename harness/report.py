@@ -7,7 +7,7 @@ declared flaky that failed alone and matched on its retry boot is shown as
 
 import subprocess
 
-from harness import decode, expectations, printer, reproduce, splat
+from harness import decode, printer, reproduce, splat
 from harness import judge as judging
 from harness.boot import BootOutcome
 from harness.errors import EXIT_INFRA, EXIT_OK
@@ -16,14 +16,6 @@ from harness.junit import to_junit
 from harness.ktap import FAILING, Status, TestResult
 from harness.results import RunRecord
 from harness.results_json import to_json
-
-
-def write(rec: RunRecord, outcome: BootOutcome, tests: list[str], kernel: str,
-          declared: expectations.Table) -> int:
-    """One boot judged as KERNEL is declared to behave, and written down (no retry:
-    a run's boots are pipeline.py's)."""
-    verdict = judging.judge_boot(outcome, tests, declared, judging.Policy(kernels=(kernel,)))
-    return emit(rec, verdict, kernel)
 
 
 def emit(rec: RunRecord, verdict: Verdict, kernel: str) -> int:

@@ -13,11 +13,11 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from conftest import write_report as write
 
 from harness import decode, splat
 from harness.boot import BootOutcome
 from harness.profile import cache_dir
-from harness.report import write
 from harness.results import RunRecord
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

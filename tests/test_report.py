@@ -1,11 +1,12 @@
 """report.py: a judged boot's summary, JUnit and results.json (judging: test_judge.py)."""
 
+from conftest import write_report as write
+
 from harness import expectations
 from harness import judge as judging
 from harness.boot import BootOutcome
 from harness.errors import EXIT_INFRA, EXIT_OK, EXIT_TEST_FAILURE
 from harness.ktap import Status
-from harness.report import write
 from harness.results import RunRecord
 
 TABLE = expectations.parse("""

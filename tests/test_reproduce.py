@@ -4,12 +4,12 @@ import json
 import shlex
 
 import pytest
+from conftest import write_report as write
 
 from harness import cli, reproduce, run
 from harness.boot import BootOutcome
 from harness.errors import EXIT_BUILD, EXIT_TEST_FAILURE, BuildError
 from harness.profile import project_dir
-from harness.report import write
 from harness.results import RunRecord
 
 
