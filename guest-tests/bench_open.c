@@ -7,12 +7,16 @@
  *
  * Each runs in the root cgroup, in a child memcg with no limit in sight and
  * (the open() cases) in a child memcg a few MiB below its memory.max, where
- * the series' cheap over-limit check runs. Under QEMU with
- * `-icount shift=0,sleep=off` guest time counts instructions, so the figures
- * are deterministic; `harness bench` parses the lines
+ * the series' cheap over-limit check runs, and in a memcg that sits at its
+ * memory.max full of clean page cache (the normal state of a busy memcg; see
+ * "At the limit" below). Under QEMU with `-icount shift=0,sleep=off` guest
+ * time counts instructions, so the figures are deterministic; `harness bench`
+ * parses the lines
  *
- *   # bench: op=<op> cgroup=<root|memcg|memcg_near_limit|root_offline> iters=<n>
- *            ns_per_op=<f> round=<r>
+ *   # bench: op=<op> cgroup=<root|memcg|memcg_near_limit|memcg_at_limit|
+ *            root_offline> iters=<n> ns_per_op=<f> round=<r>
+ *   # bench_limit: op=<op> cgroup=memcg_at_limit opens=<n> events_max=<n>
+ *            psi_some_us=<n|na> peak_delta=<bytes> max=<bytes> round=<r>
  *
  * Honest figures, as on any host that has a memcg (every systemd host):
  * - kmem accounting is online for every measurement, root included. The
@@ -30,6 +34,16 @@
  * when the clock is coarse (see min_span_ns).
  * Rounds (every case again, same boot): $BENCH_ROUNDS, else 1.
  * Output: TAP version 13, one test per case and round.
+ *
+ * At the limit: a memcg with memory.max LIMIT_BYTES reads a STREAM_BYTES file
+ * on the guest's ext2 ramdisk (clean page cache reclaim can drop; tmpfs pages
+ * could not be) until memory.events max shows it hit the limit. The ops then
+ * run in segments of SEGMENT, each followed by an untimed STREAM_STEP of
+ * reads that charges page cache and keeps the memcg at its limit. Only the
+ * segments are timed, and memory.events max, the memcg's PSI `some` total and
+ * memory.peak are read right around each one (through descriptors opened
+ * beforehand, so the readings allocate nothing): what the opens did, not the
+ * reads. No PSI in the kernel (no memory.pressure): psi_some_us=na.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -40,6 +54,7 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/vfs.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
@@ -63,6 +78,16 @@
  */
 #define FILL_BYTES (16L << 20)
 #define HEADROOM (4L << 20)
+/* At the limit: see the top comment. The file is 3x the limit, so reading it
+ * in a cycle keeps missing the page cache and charging. */
+#define CG_LIMIT CG_ROOT "/bench_open_limit"
+#define SCRATCH "/mnt/scratch"
+#define STREAM_FILE SCRATCH "/bench-stream"
+#define LIMIT_BYTES (8L << 20)
+#define STREAM_BYTES (3 * LIMIT_BYTES)
+#define STREAM_STEP (256L << 10)
+#define SEGMENT 1000L
+#define EXT2_MAGIC 0xEF53	/* ext2/3/4 share it */
 
 static int dup_src = -1;
 
@@ -113,7 +138,7 @@ static int op_dup_close(void)
 struct op {
 	const char *name;
 	int (*fn)(void);
-	int near_limit;	/* also measured close to memory.max */
+	int near_limit;	/* also measured close to and at memory.max */
 };
 
 static const struct op ops[] = {
@@ -247,7 +272,7 @@ static unsigned int count_cases(void)
 	unsigned int n = 2 * NOPS;
 
 	for (size_t i = 0; i < NOPS; i++)
-		n += ops[i].near_limit;
+		n += 2 * ops[i].near_limit;	/* near the limit, at the limit */
 	return n;
 }
 
@@ -317,6 +342,228 @@ static void leave(const char *cg, void *fill)
 		cg_destroy(cg);
 }
 
+/* --- at the limit, with page cache ------------------------------------- */
+
+static char stream_buf[64 << 10];
+
+/*
+ * Why the at-limit case cannot run in this guest (a skip): no disk for page
+ * cache reclaim can drop, or a clock too coarse for runs of SEGMENT ops.
+ */
+static const char *at_limit_skip(void)
+{
+	struct statfs sfs;
+
+	if (statfs(SCRATCH, &sfs) || sfs.f_type != EXT2_MAGIC)
+		return "no page-cache disk: " SCRATCH " is not ext2 on the ramdisk";
+	if (min_span_ns)
+		return "the clock is too coarse to time runs of 1000 ops";
+	return NULL;
+}
+
+/* In root, once: the file the memcg streams, on ext2, not in the page cache. */
+static const char *prepare_stream(void)
+{
+	long done;
+	int fd;
+
+	fd = open(STREAM_FILE, O_CREAT | O_TRUNC | O_WRONLY, 0644);
+	if (fd < 0)
+		return "cannot create " STREAM_FILE;
+	memset(stream_buf, 0x5a, sizeof(stream_buf));
+	for (done = 0; done < STREAM_BYTES; done += sizeof(stream_buf))
+		if (write(fd, stream_buf, sizeof(stream_buf)) != sizeof(stream_buf)) {
+			close(fd);
+			return "cannot write " STREAM_FILE;
+		}
+	/* Written back and dropped: every page the memcg reads is charged to it. */
+	if (fsync(fd) || posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED)) {
+		close(fd);
+		return "cannot drop " STREAM_FILE " from the page cache";
+	}
+	close(fd);
+	return NULL;
+}
+
+struct limit {
+	int stream, events, pressure, peak;	/* pressure -1: no PSI */
+};
+
+struct counters {
+	long events_max, psi_some_us, peak;
+};
+
+/* Reads BYTES more of the file, from where the last read stopped, in a cycle. */
+static int stream(struct limit *l, long bytes)
+{
+	while (bytes > 0) {
+		ssize_t n = read(l->stream, stream_buf, sizeof(stream_buf));
+
+		if (n == 0 && lseek(l->stream, 0, SEEK_SET) == 0)
+			continue;
+		if (n <= 0)
+			return -1;
+		bytes -= n;
+	}
+	return 0;
+}
+
+/* The value after KEY in the text of FD (read again from offset 0), or -1. */
+static long pread_key(int fd, const char *key)
+{
+	char buf[512], *p;
+	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	p = key ? strstr(buf, key) : buf;
+	return p ? atol(p + (key ? strlen(key) : 0)) : -1;
+}
+
+static int read_counters(struct limit *l, struct counters *c)
+{
+	char buf[512], *p;
+	ssize_t n;
+
+	c->events_max = pread_key(l->events, "max ");
+	c->peak = pread_key(l->peak, NULL);
+	c->psi_some_us = 0;
+	if (l->pressure >= 0) {
+		n = pread(l->pressure, buf, sizeof(buf) - 1, 0);
+		if (n <= 0)
+			return -1;
+		buf[n] = '\0';
+		p = strstr(buf, "some ");
+		p = p ? strstr(p, "total=") : NULL;
+		if (!p)
+			return -1;
+		c->psi_some_us = atol(p + strlen("total="));
+	}
+	return c->events_max < 0 || c->peak < 0 ? -1 : 0;
+}
+
+static void close_limit(struct limit *l)
+{
+	int *fds[] = { &l->stream, &l->events, &l->pressure, &l->peak };
+
+	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
+		if (*fds[i] >= 0)
+			close(*fds[i]);
+		*fds[i] = -1;
+	}
+}
+
+/* A fresh memcg with memory.max LIMIT_BYTES, filled to it with page cache. */
+static const char *enter_at_limit(struct limit *l)
+{
+	long hit, cur;
+
+	if (cg_create(CG_LIMIT) && errno != EEXIST)
+		return "cannot create the at-limit memcg";
+	if (cg_write_numeric(CG_LIMIT, "memory.max", LIMIT_BYTES))
+		return "cannot set memory.max";
+	if (cg_enter_current(CG_LIMIT))
+		return "cannot move into the at-limit memcg";
+	l->stream = open(STREAM_FILE, O_RDONLY);
+	l->events = open(CG_LIMIT "/memory.events", O_RDONLY);
+	l->peak = open(CG_LIMIT "/memory.peak", O_RDONLY);
+	l->pressure = open(CG_LIMIT "/memory.pressure", O_RDONLY);
+	if (l->stream < 0 || l->events < 0 || l->peak < 0)
+		return "cannot open the stream file or the memcg's files";
+	if (stream(l, STREAM_BYTES))
+		return "cannot read " STREAM_FILE;
+	hit = pread_key(l->events, "max ");
+	cur = cg_read_long(CG_LIMIT, "memory.current");
+	ksft_print_msg("at limit: memory.max %ld, memory.current %ld, memory.events max %ld "
+		       "after reading %ld bytes\n", LIMIT_BYTES, cur, hit, STREAM_BYTES);
+	if (hit <= 0)
+		return "the page cache never took the memcg to its memory.max";
+	return NULL;
+}
+
+/*
+ * Times *@iters runs of @op in segments of SEGMENT, with STREAM_STEP of reads
+ * after each; adds what the segments alone changed to @d. Returns ns per op or -1.
+ */
+static double measure_at_limit(const struct op *op, long iters, struct limit *l,
+			       struct counters *d)
+{
+	struct counters a, b;
+	long done, n, i, t0, t1, ns = 0;
+
+	/* The warm-up streams too: the segments start as the timed ones will. */
+	for (done = 0; done < WARMUP; done += SEGMENT)
+		if (warm_up(op, SEGMENT) || stream(l, STREAM_STEP))
+			return -1;
+	quiesce_console();
+	*d = (struct counters){ 0, 0, 0 };
+	for (done = 0; done < iters; done += n) {
+		n = iters - done < SEGMENT ? iters - done : SEGMENT;
+		if (read_counters(l, &a))
+			return -1;
+		t0 = now_ns();
+		for (i = 0; i < n; i++)
+			if (op->fn())
+				return -1;
+		t1 = now_ns();
+		if (read_counters(l, &b))
+			return -1;
+		ns += t1 - t0;
+		d->events_max += b.events_max - a.events_max;
+		d->psi_some_us += b.psi_some_us - a.psi_some_us;
+		d->peak += b.peak - a.peak;
+		if (stream(l, STREAM_STEP))
+			return -1;
+	}
+	return (double)ns / iters;
+}
+
+/* SKIP: the case cannot run here; FAIL: preparing it failed. */
+static void run_at_limit(long iters, int round, const char *skip, const char *fail)
+{
+	struct limit l = { -1, -1, -1, -1 };
+
+	if (!skip && !fail)
+		fail = enter_at_limit(&l);
+
+	for (size_t i = 0; i < NOPS; i++) {
+		const struct op *op = &ops[i];
+		struct counters d;
+		char psi[24] = "na";
+		double ns;
+
+		if (!op->near_limit)
+			continue;
+		if (skip) {
+			ksft_test_result_skip("%s.memcg_at_limit: %s\n", op->name, skip);
+			continue;
+		}
+		if (fail) {
+			ksft_test_result_fail("%s.memcg_at_limit: %s\n", op->name, fail);
+			continue;
+		}
+		ns = measure_at_limit(op, iters, &l, &d);
+		if (ns < 0) {
+			ksft_test_result_fail("%s.memcg_at_limit: %s\n", op->name, strerror(errno));
+			continue;
+		}
+		if (l.pressure >= 0)
+			snprintf(psi, sizeof(psi), "%ld", d.psi_some_us);
+		ksft_print_msg("bench: op=%s cgroup=memcg_at_limit iters=%ld ns_per_op=%.1f "
+			       "round=%d\n", op->name, iters, ns, round);
+		ksft_print_msg("bench_limit: op=%s cgroup=memcg_at_limit opens=%ld "
+			       "events_max=%ld psi_some_us=%s peak_delta=%ld max=%ld round=%d\n",
+			       op->name, iters, d.events_max, psi, d.peak, LIMIT_BYTES, round);
+		ksft_test_result_pass("%s.memcg_at_limit\n", op->name);
+	}
+	if (!skip && !fail && l.pressure < 0)
+		ksft_print_msg("at limit: no memory.pressure (a kernel without CONFIG_PSI, or "
+			       "psi=0): psi_some_us=na\n");
+	close_limit(&l);
+	leave(skip ? NULL : CG_LIMIT, NULL);
+}
+
 int main(int argc, char **argv)
 {
 	const char *env_iters = getenv("BENCH_ITERS"), *env_rounds = getenv("BENCH_ROUNDS");
@@ -324,7 +571,7 @@ int main(int argc, char **argv)
 	long iters = argc > 1 ? atol(argv[1]) : env_iters ? atol(env_iters) : DEFAULT_ITERS;
 	int rounds = env_rounds ? atoi(env_rounds) : 1;
 	int offline = env_offline && atoi(env_offline) > 0;
-	const char *no_memcg = NULL;
+	const char *no_memcg = NULL, *limit_skip, *limit_fail = NULL;
 	int fd;
 
 	if (iters <= 0)
@@ -356,6 +603,9 @@ int main(int argc, char **argv)
 				   "offline\n", no_memcg);
 	ksft_print_msg("bench_open: steady state, kmem accounting online (memcg %s kept "
 		       "from before the first measurement)\n", CG_CHILD);
+	limit_skip = at_limit_skip();
+	if (!limit_skip)
+		limit_fail = prepare_stream();
 	for (int r = 1; r <= rounds; r++) {
 		void *fill = NULL;
 
@@ -366,8 +616,11 @@ int main(int argc, char **argv)
 
 		run_all("memcg_near_limit", iters, r, 1, enter_near_limit(&fill));
 		leave(CG_NEAR, fill);
+
+		run_at_limit(iters, r, limit_skip, limit_fail);
 	}
 	cg_destroy(CG_CHILD);
 	unlink(EXISTING);
+	unlink(STREAM_FILE);
 	ksft_finished();
 }

@@ -1,8 +1,11 @@
 """`harness bench`: what memcg accounting of struct file costs open() and friends.
 
-Builds (incrementally) the base alone ("vanilla") and base + series, boots
+Builds (incrementally) the base alone ("vanilla") and base + series, or any
+kernels named with --kernel NAME=SERIES_FILE (harness/bench_kernels.py), boots
 each --repeat times running guest-tests/bench_open.c, and compares every op in
-the root cgroup and in a child memcg. The default mode runs QEMU TCG with
+the root cgroup, in a child memcg, near its limit, and (open()) in a memcg at
+its limit full of page cache (harness/bench_limit.py), each kernel against
+vanilla. The default mode runs QEMU TCG with
 `-icount shift=0,sleep=off -smp 1`: guest time counts instructions (1 ns = 1
 instruction), so the figures do not depend on host load and repeat to within
 a fraction of a percent. `--wallclock` drops icount (KVM where it works) and
@@ -35,8 +38,10 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
-from harness import expectations, images, printer, run
+from harness import bench_kernels, bench_limit, expectations, images, printer, run
 from harness import judge as judging
+from harness.bench_kernels import KernelSpec
+from harness.bench_limit import AT_LIMIT, LimitSample
 from harness.boot import BootOutcome, boot, strip_timestamp
 from harness.errors import EXIT_INFRA, EXIT_OK, EXIT_TEST_FAILURE, ConfigError
 from harness.profile import Profile, cache_dir
@@ -56,7 +61,9 @@ OP_LABELS = {
     "eventfd_close": "eventfd()+close()",
     "dup_close": "dup()+close()",
 }
-VARIANT_LABELS = {MEMCG: "child memcg", NEAR: "memcg near limit"}
+VARIANT_LABELS = {MEMCG: "child memcg", NEAR: "memcg near limit",
+                  AT_LIMIT: "memcg at limit, page cache"}
+VARIANTS = (MEMCG, NEAR, AT_LIMIT)
 # Vanilla 6.12.117 on kconfigs/base.config (JUMP_LABEL, SPARSEMEM_VMEMMAP,
 # ACPI), icount, steady state with kmem accounting online: medians of
 # `harness bench` (3 boots x 20000), (root, child memcg) instructions per op.
@@ -76,6 +83,7 @@ STEADY_STATE_NOTE = (
 # one run, each at most its limit.
 ENOENT_LIMIT = 1.01  # failed open(), child memcg / root, series
 OPEN_CLOSE_MEMCG_LIMIT = 1.00  # open()+close() in a child memcg, series / vanilla
+OPEN_CLOSE_AT_LIMIT_LIMIT = 1.00  # open()+close() in a memcg at its limit, series / vanilla
 OPEN_CLOSE_STRETCH_LIMIT = 1.03  # stretch: open()+close(), child memcg / root, series
 ROOT_LIMIT = 1.005  # root (memcg online), series / vanilla, each of ROOT_OPS
 MEMCG_LIMIT = 1.00  # child memcg, series / vanilla, each of MEMCG_OPS
@@ -143,12 +151,18 @@ def aggregate(samples: dict[str, list[Sample]]) -> dict[Key, Stats]:
     return {k: Stats.of(v) for k, v in values.items()}
 
 
+def kernels_of(stats: dict[Key, Stats]) -> list[str]:
+    """The kernels with figures, in the order they were measured."""
+    return list(dict.fromkeys(k for k, _, _ in stats))
+
+
 def rows(stats: dict[Key, Stats]) -> list[tuple[str, str]]:
     """(op, variant) pairs with data, in a stable order: known ops first."""
     ops = {op for _, op, _ in stats}
     order = [o for o in OP_LABELS if o in ops] + sorted(ops - set(OP_LABELS))
-    return [(op, v) for op in order for v in (MEMCG, NEAR)
-            if any((k, op, v) in stats for k in KERNELS)]
+    kernels = kernels_of(stats)
+    return [(op, v) for op in order for v in VARIANTS
+            if any((k, op, v) in stats for k in kernels)]
 
 
 def overhead(stats: dict[Key, Stats], kernel: str, op: str, variant: str) -> float | None:
@@ -210,27 +224,47 @@ def _ratio(r: float | None) -> str:
     return "n/a" if r is None else f"{r:.4f} ({(r - 1) * 100:+.2f} %)"
 
 
-def evaluate_targets(stats: dict[Key, Stats]) -> list[Target]:
-    """The issue's four target lines, then the stretch figure."""
+def evaluate_targets(stats: dict[Key, Stats], cand: str = "series",
+                     base: str = "vanilla") -> list[Target]:
+    """The issue's four target lines, the at-limit one (when the run has that case),
+    then the stretch figure: CAND judged against BASE."""
     def sv(op: str, cg: str) -> float | None:
-        return ratio(stats, ("series", op, cg), ("vanilla", op, cg))
+        return ratio(stats, (cand, op, cg), (base, op, cg))
 
-    return [
+    out = [
         Target("enoent_memcg", "failed open() (ENOENT) in a child memcg / same in root, "
-               "series", ENOENT_LIMIT,
-               {"open_enoent": ratio(stats, ("series", "open_enoent", MEMCG),
-                                     ("series", "open_enoent", ROOT))}),
-        Target("open_close_memcg", "open()+close() in a child memcg, series / vanilla",
+               f"{cand}", ENOENT_LIMIT,
+               {"open_enoent": ratio(stats, (cand, "open_enoent", MEMCG),
+                                     (cand, "open_enoent", ROOT))}),
+        Target("open_close_memcg", f"open()+close() in a child memcg, {cand} / {base}",
                OPEN_CLOSE_MEMCG_LIMIT, {"open_close": sv("open_close", MEMCG)}),
-        Target("root", "root (memcg online), series / vanilla, each", ROOT_LIMIT,
+        Target("root", f"root (memcg online), {cand} / {base}, each", ROOT_LIMIT,
                {op: sv(op, ROOT) for op in ROOT_OPS}),
         Target("memcg_other", "pipe(), socket(), eventfd() in a child memcg, "
-               "series / vanilla, each", MEMCG_LIMIT, {op: sv(op, MEMCG) for op in MEMCG_OPS}),
-        Target("open_close_memcg_stretch", "stretch: open()+close() in a child memcg / "
-               "same in root, series", OPEN_CLOSE_STRETCH_LIMIT,
-               {"open_close": ratio(stats, ("series", "open_close", MEMCG),
-                                    ("series", "open_close", ROOT))}, stretch=True),
+               f"{cand} / {base}, each", MEMCG_LIMIT, {op: sv(op, MEMCG) for op in MEMCG_OPS}),
     ]
+    # Runs of a bench_open.c older than the case have no figure to judge.
+    if any(cg == AT_LIMIT for _, _, cg in stats):
+        out.append(Target("open_close_at_limit", "open()+close() in a memcg at its limit "
+                          f"with page cache, {cand} / {base}", OPEN_CLOSE_AT_LIMIT_LIMIT,
+                          {"open_close": sv("open_close", AT_LIMIT)}))
+    out.append(Target("open_close_memcg_stretch", "stretch: open()+close() in a child memcg / "
+                      f"same in root, {cand}", OPEN_CLOSE_STRETCH_LIMIT,
+                      {"open_close": ratio(stats, (cand, "open_close", MEMCG),
+                                           (cand, "open_close", ROOT))}, stretch=True))
+    return out
+
+
+def targets_by_kernel(stats: dict[Key, Stats], base: str) -> dict[str, list[Target]]:
+    """Every kernel but BASE judged against it by the same lines."""
+    return {k: evaluate_targets(stats, k, base) for k in kernels_of(stats) if k != base}
+
+
+def primary(by_kernel: dict[str, list[Target]]) -> list[Target]:
+    """The targets the run is judged by: the series', else the first candidate's."""
+    if "series" in by_kernel:
+        return by_kernel["series"]
+    return next(iter(by_kernel.values()), [])
 
 
 def format_targets(targets: list[Target], mode: str) -> list[str]:
@@ -252,15 +286,40 @@ def mode_label(mode: str, accel: str) -> str:
     return f"WALL-CLOCK: QEMU {accel}, ns of host time (noisy, depends on host and load)"
 
 
+_ROW_SUFFIX = {MEMCG: "", NEAR: ", near limit", AT_LIMIT: ", at limit + page cache"}
+
+
 def _row_label(op: str, variant: str) -> str:
-    label = OP_LABELS.get(op, op)
-    return label if variant == MEMCG else f"{label}, near limit"
+    return OP_LABELS.get(op, op) + _ROW_SUFFIX.get(variant, f", {variant}")
+
+
+def pick_baseline(kernels: list[str], baseline: str | None = None) -> str:
+    """BASELINE if measured, else vanilla, else the first kernel."""
+    for k in (baseline, "vanilla"):
+        if k and k in kernels:
+            return k
+    return kernels[0] if kernels else "vanilla"
+
+
+def _short(kernel: str, base: str) -> str:
+    """The ratio column's name: s/v for the series against vanilla, as before."""
+    if (kernel, base) == ("series", "vanilla"):
+        return "s/v"
+    return f"{kernel}/{base}"
 
 
 def format_table(stats: dict[Key, Stats], mode: str, accel: str,
                  kernels: dict[str, dict[str, Any]] | None = None,
-                 targets: list[Target] | None = None, header: str = "") -> str:
+                 targets: list[Target] | dict[str, list[Target]] | None = None,
+                 header: str = "", baseline: str | None = None,
+                 extra: list[str] | None = None) -> str:
+    """One column per kernel (root, the row's memcg, overhead), then each other
+    kernel's ratios against the baseline (vanilla)."""
     unit = "ns (instructions)" if mode == "icount" else "ns WALL-CLOCK"
+    names = list(kernels) if kernels else kernels_of(stats)
+    names += [k for k in kernels_of(stats) if k not in names]
+    base = pick_baseline(names, baseline)
+    others = [k for k in names if k != base]
     out = [f"harness bench — {mode_label(mode, accel)}"]
     for k, info in (kernels or {}).items():
         out.append(f"  {k}: {info.get('release', '?')} {info.get('describe', '')}".rstrip())
@@ -268,19 +327,23 @@ def format_table(stats: dict[Key, Stats], mode: str, accel: str,
         out.append(f"  {header}")
     out.append(f"  {STEADY_STATE_NOTE}")
     out.append("")
-    cols = ["op, per op: " + unit, "vanilla root", "vanilla memcg", "overhead",
-            "series root", "series memcg", "overhead", "s/v root", "s/v memcg"]
+    cols = ["op, per op: " + unit]
+    for k in names:
+        cols += [f"{k} root", f"{k} memcg", "overhead"]
+    for k in others:
+        cols += [f"{_short(k, base)} root", f"{_short(k, base)} memcg"]
     table = []
     for op, variant in rows(stats):
         cells = [_row_label(op, variant)]
-        for k in KERNELS:
+        for k in names:
             for cg in (ROOT, variant):
                 st = stats.get((k, op, cg))
                 cells.append(f"{st.median:.1f}" if st else "-")
             cells.append(_pct(overhead(stats, k, op, variant)))
-        for cg in (ROOT, variant):
-            r = ratio(stats, ("series", op, cg), ("vanilla", op, cg))
-            cells.append("n/a" if r is None else f"{r:.4f}")
+        for k in others:
+            for cg in (ROOT, variant):
+                r = ratio(stats, (k, op, cg), (base, op, cg))
+                cells.append("n/a" if r is None else f"{r:.4f}")
         table.append(cells)
     widths = [max(len(r[i]) for r in [cols, *table]) for i in range(len(cols))]
 
@@ -288,55 +351,72 @@ def format_table(stats: dict[Key, Stats], mode: str, accel: str,
         return " | ".join(c.ljust(w) if i == 0 else c.rjust(w)
                           for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
     out += [line(cols), "-+-".join("-" * w for w in widths), *map(line, table)]
-    out.append("(medians; overhead = memcg / root - 1; s/v = series / vanilla; "
-               "memcg near limit: memory.max = memory.current + 4 MiB)")
+    out.append("(medians; overhead = memcg / root - 1; "
+               + "; ".join(f"{_short(k, base)} = {k} / {base}" for k in others)
+               + ("; " if others else "")
+               + "memcg near limit: memory.max = memory.current + 4 MiB; at limit + page "
+               "cache: a memcg held at its memory.max by streaming reads)")
 
-    offline = [op for op in OP_LABELS if any((k, op, ROOT_OFFLINE) in stats for k in KERNELS)]
+    offline = [op for op in OP_LABELS if any((k, op, ROOT_OFFLINE) in stats for k in names)]
     if offline:
         out += ["", "root with kmem accounting still offline (no memcg created yet; "
                 "--root-offline): median, and online / offline"]
         for op in offline:
             cells = []
-            for k in KERNELS:
+            for k in names:
                 st = stats.get((k, op, ROOT_OFFLINE))
                 r = ratio(stats, (k, op, ROOT), (k, op, ROOT_OFFLINE))
                 cells.append(f"{k} {st.median:.1f}" + ("" if r is None else f" ({r:.4f})")
                              if st else "")
-            out.append(f"  {OP_LABELS[op]:<18}  {cells[0]:<28}  {cells[1]}".rstrip())
+            out.append((f"  {OP_LABELS[op]:<18}  " + "  ".join(f"{c:<28}" for c in cells))
+                       .rstrip())
+    if extra:
+        out += ["", *extra]
 
     out += ["", "spread over repeats: min / median / max ns per op, (max - min) / median"]
     name_w = max((len(OP_LABELS.get(op, op)) for op, _ in rows(stats)), default=10)
     for op in dict.fromkeys(op for op, _ in rows(stats)):
-        for cg in (ROOT, MEMCG, NEAR):
+        for cg in (ROOT, *VARIANTS):
             cells = []
-            for k in KERNELS:
+            for k in names:
                 st = stats.get((k, op, cg))
                 cells.append(f"{k} {st.min:.1f} / {st.median:.1f} / {st.max:.1f} "
                              f"({st.spread * 100:.2f} %, n={st.n})" if st else "")
             if any(cells):
-                out.append(f"  {OP_LABELS.get(op, op):<{name_w}}  {cg:<16}  "
-                           f"{cells[0]:<44}  {cells[1]}".rstrip())
-    if targets:
+                out.append((f"  {OP_LABELS.get(op, op):<{name_w}}  {cg:<16}  "
+                            + "  ".join(f"{c:<44}" for c in cells)).rstrip())
+    if isinstance(targets, dict):
+        for k, ts in targets.items():
+            out += ["", f"{k} against {base}:", *format_targets(ts, mode)]
+    elif targets:
         out += ["", *format_targets(targets, mode)]
     return "\n".join(out)
 
 
 # --- SVG ----------------------------------------------------------------------------------
 
-_COLORS = {("vanilla", ROOT): "#b0b0b0", ("vanilla", "var"): "#606060",
-           ("series", ROOT): "#9ecae1", ("series", "var"): "#2171b5"}
+# (root, memcg) colour per kernel, in the order measured: greys for the first
+# (vanilla), then blues, oranges, greens, purples.
+_PALETTE = [("#b0b0b0", "#606060"), ("#9ecae1", "#2171b5"), ("#fdbe85", "#d94701"),
+            ("#a1d99b", "#238b45"), ("#cbc9e2", "#6a51a3")]
+
+
+def _color(kernels: list[str], kernel: str, cg: str) -> str:
+    pair = _PALETTE[kernels.index(kernel) % len(_PALETTE)]
+    return pair[0] if cg == ROOT else pair[1]
 
 
 def render_svg(stats: dict[Key, Stats], mode: str, accel: str) -> str:
     """Small multiples: one panel per (op, variant), each on its own scale,
     since dup() and pipe() differ by an order of magnitude."""
+    kernels = kernels_of(stats)
     width, label_w, bar_h, gap = 900, 170, 16, 3
-    panel_h = 26 + 4 * (bar_h + gap) + 14
+    panel_h = 26 + 2 * len(kernels) * (bar_h + gap) + 14
     rws = rows(stats)
     height = 70 + panel_h * len(rws)
     plot_w = width - label_w - 150
     unit = "ns per op = guest instructions" if mode == "icount" else "ns per op, WALL-CLOCK"
-    title = escape(f"memcg accounting of struct file: vanilla vs series — {unit}")
+    title = escape(f"memcg accounting of struct file: {' vs '.join(kernels)} — {unit}")
     sub = escape(mode_label(mode, accel))
     el = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
           f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">',
@@ -347,16 +427,16 @@ def render_svg(stats: dict[Key, Stats], mode: str, accel: str) -> str:
           '</text>']
     y = 70
     for op, variant in rws:
-        ovs = ", ".join(f"{k} {_pct(overhead(stats, k, op, variant))}" for k in KERNELS)
+        ovs = ", ".join(f"{k} {_pct(overhead(stats, k, op, variant))}" for k in kernels)
         el.append(f'<text x="10" y="{y + 16}" font-weight="bold">'
                   f'{escape(_row_label(op, variant))}</text>')
         el.append(f'<text x="{width - 10}" y="{y + 16}" fill="#444" text-anchor="end">'
                   f'{escape(f"memcg overhead: {ovs}")}</text>')
-        bars = [(k, cg, stats.get((k, op, cg))) for k in KERNELS for cg in (ROOT, variant)]
+        bars = [(k, cg, stats.get((k, op, cg))) for k in kernels for cg in (ROOT, variant)]
         top = max((st.max for _, _, st in bars if st), default=1.0) or 1.0
         by = y + 26
         for k, cg, st in bars:
-            color = _COLORS[(k, ROOT if cg == ROOT else "var")]
+            color = _color(kernels, k, cg)
             name = f"{k} {cg.replace('_', ' ')}"
             el.append(f'<text x="{label_w}" y="{by + bar_h - 4}" text-anchor="end">'
                       f'{escape(name)}</text>')
@@ -383,7 +463,8 @@ def render_svg(stats: dict[Key, Stats], mode: str, accel: str) -> str:
 # --- JSON ---------------------------------------------------------------------------------
 
 def to_json(samples: dict[str, list[Sample]], stats: dict[Key, Stats], targets: list[Target],
-            meta: dict[str, Any]) -> dict[str, Any]:
+            meta: dict[str, Any], by_kernel: dict[str, list[Target]] | None = None,
+            base: str = "vanilla") -> dict[str, Any]:
     return {
         **meta,
         "unit": "ns per op" + (" (= guest instructions)" if meta.get("mode") == "icount"
@@ -394,28 +475,59 @@ def to_json(samples: dict[str, list[Sample]], stats: dict[Key, Stats], targets: 
                     for (k, op, cg), st in sorted(stats.items())],
         "overheads": [{"kernel": k, "op": op, "cgroup": v,
                        "overhead": overhead(stats, k, op, v)}
-                      for op, v in rows(stats) for k in KERNELS],
+                      for op, v in rows(stats) for k in kernels_of(stats)],
+        "baseline": base,
+        "ratios": [{"kernel": k, "op": op, "cgroup": cg,
+                    "ratio": ratio(stats, (k, op, cg), (base, op, cg))}
+                   for (k, op, cg) in sorted(stats) if k != base],
         "root_change": {op: root_change(stats, op) for op in dict.fromkeys(o for o, _ in
                                                                              rows(stats))},
         "targets": [t.to_json() for t in targets],
+        "targets_by_kernel": {k: [t.to_json() for t in ts]
+                              for k, ts in (by_kernel or {}).items()},
         "steady_state": STEADY_STATE_NOTE,
         "reference_vanilla_icount": {op: {"root": r, "memcg": m}
                                      for op, (r, m) in REFERENCE.items()},
     }
 
 
+def limit_section(limit: dict[str, list[LimitSample]], skipped: list[str]) -> list[str]:
+    """The at-limit counters, or why the case was not measured."""
+    rows_ = bench_limit.limit_rows(limit, list(OP_LABELS))
+    if rows_:
+        return bench_limit.format_limit_section(rows_, OP_LABELS)
+    if skipped:
+        return ["memcg at limit, page cache: not measured: " + "; ".join(
+            dict.fromkeys(skipped))]
+    return []
+
+
 def write_outputs(out_dir: Path, samples: dict[str, list[Sample]], meta: dict[str, Any],
-                  kernels: dict[str, dict[str, Any]] | None = None) -> tuple[str, list[Target]]:
-    """Write bench.json, bench.txt, bench.svg; return (table text, targets)."""
+                  kernels: dict[str, dict[str, Any]] | None = None,
+                  limit: dict[str, list[LimitSample]] | None = None
+                  ) -> tuple[str, list[Target]]:
+    """Write bench.json, bench.txt, bench.svg; return (table text, the primary targets:
+    the series' against vanilla, else the first other kernel's against the baseline)."""
     stats = aggregate(samples)
-    targets = evaluate_targets(stats)
+    names = list(kernels) if kernels else kernels_of(stats)
+    base = pick_baseline(names + kernels_of(stats), meta.get("baseline"))
+    by_kernel = targets_by_kernel(stats, base)
+    targets = primary(by_kernel)
     mode, accel = meta.get("mode", "icount"), meta.get("accel", "tcg")
     header = (f"{meta.get('repeat', '?')} boots x {meta.get('rounds', '?')} rounds x "
               f"{meta.get('iters', '?')} iterations per kernel")
-    text = format_table(stats, mode, accel, kernels, targets, header)
+    extra = limit_section(limit or {}, meta.get("limit_skipped", []))
+    # Two kernels: the one targets section as always; more: one per kernel.
+    shown: list[Target] | dict[str, list[Target]] = (
+        targets if len(by_kernel) <= 1 else by_kernel)
+    text = format_table(stats, mode, accel, kernels, shown, header, base, extra)
     (out_dir / "bench.txt").write_text(text + "\n")
     (out_dir / "bench.svg").write_text(render_svg(stats, mode, accel))
-    data = to_json(samples, stats, targets, {**meta, "kernels": kernels or {}})
+    data = to_json(samples, stats, targets, {**meta, "kernels": kernels or {}}, by_kernel,
+                   base)
+    if limit:
+        data["at_limit"] = bench_limit.limit_json(
+            limit, bench_limit.limit_rows(limit, list(OP_LABELS)))
     (out_dir / "bench.json").write_text(json.dumps(data, indent=2) + "\n")
     return text, targets
 
@@ -617,6 +729,8 @@ class Options:
     scale: bool = False  # bench_scale: WALL-CLOCK, SMP, ops/s per process
     smp: int = 2  # --scale: CPUs of the guest, N = 1..smp processes
     seconds: float = 2.0  # --scale: measured time per case and N
+    # --kernel NAME=SERIES_FILE|none, as given; empty: vanilla and the profile's series.
+    kernel_args: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.rounds is None:
@@ -624,15 +738,22 @@ class Options:
 
     @property
     def kernels(self) -> tuple[str, ...]:
+        """The kernels' names, in the order measured."""
+        if self.kernel_args:
+            return tuple(a.partition("=")[0].strip() for a in self.kernel_args)
         return ("vanilla",) if self.vanilla_only else KERNELS
+
+    def specs(self, prof: Profile) -> list[KernelSpec]:
+        return bench_kernels.resolve(self.kernel_args, prof.series, self.vanilla_only)
 
 
 def configure(prof: Profile, opts: Options) -> Profile:
     """The benchmark's profile made from PROF: one CPU, icount unless --wallclock;
     --scale: opts.smp CPUs, wall clock."""
-    if not prof.series and not opts.vanilla_only:
-        raise ConfigError("harness bench compares the base with the series, "
-                          "but this profile has no series")
+    specs = opts.specs(prof)  # a bad --kernel fails before anything is built
+    if opts.scale and [s.name for s in specs] not in (["vanilla"], list(KERNELS)):
+        raise ConfigError("--scale compares vanilla and the series only; "
+                          "--kernel works with the icount benchmark")
     if opts.repeat < 1 or opts.iters < 1 or (opts.rounds or 0) < 1:
         raise ConfigError("--repeat, --iters and --rounds must be at least 1")
     if opts.scale:
@@ -722,10 +843,32 @@ def _describe(info: dict[str, Any]) -> str:
             f"{str(info.get('head', ''))[:12]}" if n else "") + ")")
 
 
+def kernel_request(base: run.Request, spec: KernelSpec) -> run.Request:
+    """SPEC's kernel: the base alone, or the base + its series under its image label."""
+    if spec.vanilla:
+        return replace(base, no_series=True)
+    return replace(base, no_series=False, label=spec.label,
+                   profile=replace(base.profile, series=str(spec.series)))
+
+
+def images_series(req: run.Request) -> str:
+    """The series file or mbox REQ's kernel is built from; empty for vanilla."""
+    return "" if req.kernel == "vanilla" else req.profile.series
+
+
+_LIMIT_SKIP = re.compile(r"\b\w+\.memcg_at_limit\s*#\s*SKIP\s*(.*)$")
+
+
+def limit_skips(lines: Iterable[str]) -> list[str]:
+    """Why the guest skipped the at-limit case (its KTAP skip lines), if it did."""
+    return [m.group(1).strip() for line in lines
+            if (m := _LIMIT_SKIP.search(strip_timestamp(line.rstrip("\r\n"))))]
+
+
 def _images(base: run.Request, opts: Options, rec: RunRecord
             ) -> tuple[dict[str, run.Request], dict[str, run.KernelImage], dict[str, bool]]:
     images: dict[str, run.KernelImage] = {}
-    reqs = {k: replace(base, no_series=(k == "vanilla")) for k in opts.kernels}
+    reqs = {s.name: kernel_request(base, s) for s in opts.specs(base.profile)}
     built: dict[str, bool] = {}
     for k, req in reqs.items():
         # never: the kept image as it is (last_image warns with what changed).
@@ -748,15 +891,19 @@ def _images(base: run.Request, opts: Options, rec: RunRecord
 
 def run_bench(base: run.Request, opts: Options, rec: RunRecord) -> int:
     reqs, images, built = _images(base, opts, rec)
-    kernels = {k: {**img.info, "describe": _describe(img.info)} for k, img in images.items()}
+    kernels = {k: {**img.info, "describe": _describe(img.info),
+                   "series_file": str(images_series(reqs[k]))}
+               for k, img in images.items()}
     if opts.scale:
         return _run_scale(reqs, images, built, kernels, opts, rec)
-    samples: dict[str, list[Sample]] = {k: [] for k in opts.kernels}
+    samples: dict[str, list[Sample]] = {k: [] for k in reqs}
+    limit: dict[str, list[LimitSample]] = {k: [] for k in reqs}
+    skipped: list[str] = []
     accels: set[str] = set()
     boots: list[dict[str, Any]] = []
     failures: list[str] = []
-    # Both kernels share one tree, hence one initramfs (cached by content).
-    first = opts.kernels[-1]
+    # All kernels share one tree, hence one initramfs (cached by content).
+    first = list(reqs)[-1]
     rootfs = run.prepare_rootfs(reqs[first], images[first], rec)
     for k, req in reqs.items():
         img = images[k]
@@ -774,6 +921,8 @@ def run_bench(base: run.Request, opts: Options, rec: RunRecord) -> int:
                                echo=printer.verbose)
             got = parse_lines(outcome.lines, i)
             samples[k] += got
+            limit[k] += bench_limit.parse_limit_lines(outcome.lines, i)
+            skipped += limit_skips(outcome.lines)
             accels.add(outcome.accel)
             problems = _boot_problems(outcome, got, kernel=k, table=req.declarations())
             boots.append({"kernel": k, "boot": i, "accel": outcome.accel, "end": outcome.end,
@@ -787,8 +936,9 @@ def run_bench(base: run.Request, opts: Options, rec: RunRecord) -> int:
     meta = {"mode": mode, "accel": "/".join(sorted(accels)), "built": built,
             "repeat": opts.repeat,
             "rounds": opts.rounds, "iters": opts.iters, "boots": boots,
-            "failures": failures}
-    text, targets = write_outputs(rec.dir, samples, meta, kernels)
+            "failures": failures, "limit_skipped": skipped,
+            "baseline": bench_kernels.baseline(opts.specs(base.profile)).name}
+    text, targets = write_outputs(rec.dir, samples, meta, kernels, limit)
     print(text, flush=True)
     rec.data.update(bench={"targets": {t.id: t.met for t in targets},
                            "files": ["bench.json", "bench.txt", "bench.svg"]})

@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import harness
-from harness import printer, run, step
+from harness import printer, run, selection, step
 from harness.errors import (
     EXIT_BUILD,
     EXIT_INFRA,
@@ -43,7 +43,7 @@ from harness.errors import (
 )
 from harness.gitutil import git, rev_parse
 from harness.lock import locked
-from harness.profile import cache_dir, project_path
+from harness.profile import Profile, cache_dir, project_path
 from harness.results import RunRecord
 from harness.series import Series, apply_series, read_series
 from harness.source import prepare_source
@@ -261,6 +261,21 @@ def make_judge(req: run.Request, breq: BisectRequest) -> step.Judge:
     return step.Judge(None, expect_splat=breq.expect_splat)  # the profile's selection
 
 
+def step_profile(req: run.Request, breq: BisectRequest) -> Profile:
+    """The steps' profile: --test PROG:CASE runs only CASE when PROG can run
+    single cases (checked now, before the lock: an unknown case lists the known
+    ones); an upstream selftest runs whole and the step judges only CASE (an
+    unknown one fails the first step, with the names)."""
+    if not breq.test:
+        return req.profile
+    prog, case = parse_test(breq.test)
+    guest_tests = project_path(req.profile.guest_tests)
+    tests = ([f"{prog}:{case}"] if case and selection.known_cases(guest_tests, prog) is not None
+             else [prog])
+    selection.check(tests, guest_tests)
+    return replace(req.profile, tests=tests)
+
+
 def _resolve(repo: Path, rev: str, base: str, series_head: str) -> str:
     if rev == "base":
         return base
@@ -289,6 +304,7 @@ def read_steps(steps_dir: Path) -> list[dict]:
 
 def run_bisect(req: run.Request, breq: BisectRequest, rec: RunRecord) -> int:
     jd = make_judge(req, breq)
+    profile = step_profile(req, breq)
     t0 = time.monotonic()
     with req.timings.measure("source", "Preparing the kernel source ..."):
         src = prepare_source(req.profile.source, cache_dir())
@@ -312,7 +328,7 @@ def run_bisect(req: run.Request, breq: BisectRequest, rec: RunRecord) -> int:
         steps_dir = rec.path("steps").resolve()
         steps_dir.mkdir()
         state = rec.path("bisect-step.pickle").resolve()
-        sreq = run.Request(profile=req.profile, jobs=req.jobs, results_root=steps_dir,
+        sreq = run.Request(profile=profile, jobs=req.jobs, results_root=steps_dir,
                            at_head=STEP_LABEL)
         state.write_bytes(pickle.dumps(StepState(sreq, jd, steps_dir, printer.verbose)))
         rec.meta(good=breq.good, good_commit=good, bad=breq.bad, bad_commit=bad,

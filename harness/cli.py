@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from harness import matrix, pipeline, printer, reproduce, run
+from harness import matrix, pipeline, printer, reproduce, run, selection
 from harness.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, ConfigError, HarnessError
 from harness.expectations import KERNELS
 from harness.profile import Profile, load_profile, project_path
@@ -75,7 +75,9 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 def _add_boot(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("how to boot and test")
-    g.add_argument("--tests", help="comma-separated guest test programs (default: all)")
+    g.add_argument("--tests", metavar="PROG[:CASE],...",
+                   help="comma-separated guest test programs (default: all); PROG:CASE runs "
+                   "only that test case of PROG (e.g. file_charge:charge.covers_pipes)")
     g.add_argument("--guest-tests", metavar="DIR", help="directory of guest test sources")
     g.add_argument("--accel", choices=["auto", "kvm", "tcg"])
     g.add_argument("--memory", help="guest memory, e.g. 1G")
@@ -122,6 +124,8 @@ def profile_from_args(args: argparse.Namespace) -> Profile:
 
 def request_from_args(args: argparse.Namespace, interactive: bool = False) -> run.Request:
     prof = profile_from_args(args)
+    # A named case that does not exist fails here, before any lock, build or boot.
+    selection.check(prof.tests, project_path(prof.guest_tests))
     req = run.Request(profile=prof, profile_name=args.profile, no_series=args.no_series,
                       jobs=args.jobs,
                       results_root=args.results_dir, interactive=interactive)
@@ -271,7 +275,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
                          build="never" if args.no_build else
                          "always" if args.rebuild else "auto",
                          vanilla_only=args.no_series, root_offline=args.root_offline,
-                         scale=args.scale, smp=args.smp or 2, seconds=args.seconds)
+                         scale=args.scale, smp=args.smp or 2, seconds=args.seconds,
+                         kernel_args=tuple(args.kernel or ()))
     req = request_from_args(args)
     req = replace(req, profile=bench.configure(req.profile, opts))
     return _run(req, "bench", lambda rec: bench.run_bench(req, opts, rec))
@@ -279,6 +284,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def _add_bench(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("benchmark")
+    g.add_argument("--kernel", action="append", metavar="NAME=SERIES",
+                   help="a kernel to compare, repeatable, in order: NAME=SERIES_FILE (or mbox), "
+                        "NAME=none for the base alone; bare `vanilla` and `series` (the "
+                        "profile's). Ratios are against the first kernel without a series. "
+                        "Default: vanilla and series")
     g.add_argument("--repeat", type=int, default=3, help="boots per kernel (default 3)")
     g.add_argument("--iters", type=int, default=20000,
                    help="iterations per measurement (default 20000)")
@@ -348,7 +358,8 @@ def _add_bisect(p: argparse.ArgumentParser) -> None:
     g.add_argument("--bad", required=True, metavar="REV", help="a bad commit, likewise")
     g.add_argument("--test", metavar="PROG[:CASE]",
                    help="bisect on this guest test program (only it runs), or on one of its "
-                   "test cases (only that case is judged)")
+                   "test cases (only that case runs; an upstream cgroup selftest runs whole "
+                   "and only that case is judged)")
     g.add_argument("--expect-splat", action="store_true",
                    help="bad = a kernel splat was seen, whatever the tests say")
 

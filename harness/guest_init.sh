@@ -68,8 +68,13 @@ echo "harness: running $n guest test programs"
 echo "KTAP version 1"
 echo "1..$n"
 i=0
-for t in $tests; do
+for spec in $tests; do
 	i=$((i + 1))
+	# prog or prog:case:case (harness/selection.py): only those cases run,
+	# selected by kselftest_harness.h's own -r FIXTURE[.VARIANT].TEST.
+	t=${spec%%:*}
+	args=""
+	[ "$t" != "$spec" ] && args="-r $(echo "${spec#*:}" | sed 's/:/ -r /g')"
 	dir=/mnt/scratch/$t
 	mkdir -p "$dir"
 	if [ ! -x "/tests/$t" ]; then
@@ -81,7 +86,8 @@ for t in $tests; do
 	# Not sed: it reads a line ahead (to know which is last), so a crash
 	# would swallow the last line a test printed.
 	start=$(date +%s)
-	(cd "$dir" && timeout -s KILL "$per_test" "/tests/$t" 2>&1) |
+	# $args unquoted: split into words; case names hold no glob characters.
+	(cd "$dir" && timeout -s KILL "$per_test" "/tests/$t" $args 2>&1) |
 		while IFS= read -r line; do echo "  $line"; done
 	rc=$?
 	echo "  # harness: $t ran for $(($(date +%s) - start))s"

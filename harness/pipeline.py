@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from harness import judge as judging
-from harness import printer, report, run
+from harness import printer, report, run, selection
 from harness.boot import BootOutcome
 from harness.images import KernelImage
 from harness.judge import Verdict
@@ -45,13 +45,19 @@ class RunResult:
     boots: list[BootOutcome] = field(default_factory=list)
 
 
+def with_tests(req: run.Request, tests: list[str] | None) -> run.Request:
+    """REQ running the programs TESTS (None: the profile's selection)."""
+    if tests and selection.programs(req.profile.tests) != tests:
+        # A case selection of these programs (bisect --test PROG:CASE) stays.
+        req = replace(req, profile=replace(req.profile, tests=tests))
+    return req
+
+
 def select(req: run.Request, rootfs: Path, tests: list[str] | None) -> list[str]:
     """TESTS checked against the rootfs; None: the profile's selection; []: boot only."""
     if tests == []:
         return []
-    if tests is not None:
-        req = replace(req, profile=replace(req.profile, tests=tests))
-    return run.selected_tests(req, rootfs)
+    return run.selected_tests(with_tests(req, tests), rootfs)
 
 
 def run_tests(req: run.Request, img: KernelImage, rec: RunRecord,
@@ -71,6 +77,7 @@ def run_tests(req: run.Request, img: KernelImage, rec: RunRecord,
         rootfs = run.prepare_rootfs(req, img, rec)
     finally:
         times.rootfs += time.monotonic() - t0
+    req = with_tests(req, tests)
     tests = select(req, rootfs, tests)
     table = req.declarations()
     policy = policy or judging.Policy(kernels=(req.kernel,))

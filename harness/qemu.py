@@ -3,10 +3,12 @@
 import json
 import os
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 
 from harness.errors import ConfigError
 from harness.profile import QemuConfig
+from harness.selection import cmdline_entry
 from harness.target import QemuArch
 
 # In the spirit of LKP: any oops or lockup panics, and a panic ends the VM
@@ -16,7 +18,10 @@ BASE_CMDLINE = ("panic=-1", "oops=panic", "softlockup_panic=1", "nmi_watchdog=pa
 
 
 def kernel_cmdline(arch: QemuArch, tests: list[str], per_test: int, extra: list[str],
-                   shell: bool = False, cpus: int | None = None) -> str:
+                   shell: bool = False, cpus: int | None = None,
+                   cases: Mapping[str, tuple[str, ...]] | None = None) -> str:
+    """CASES: the test cases to run of some of TESTS (harness/selection.py); the
+    guest init passes them to the program (harness.tests=prog:case:case,prog)."""
     args = [f"console={arch.console},115200", *BASE_CMDLINE]
     if cpus is not None:
         # The CPUs asked of QEMU, for the smoke test to compare with what the
@@ -26,7 +31,9 @@ def kernel_cmdline(arch: QemuArch, tests: list[str], per_test: int, extra: list[
     if shell:
         args.append("harness.shell=1")
     else:
-        args += [f"harness.tests={','.join(tests)}", f"harness.per_test={per_test}"]
+        cases = cases or {}
+        entries = [cmdline_entry(t, cases.get(t, ())) for t in tests]
+        args += [f"harness.tests={','.join(entries)}", f"harness.per_test={per_test}"]
     return " ".join([*args, *extra])
 
 

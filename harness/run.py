@@ -13,7 +13,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import expectations, images, printer
+from harness import expectations, images, printer, selection
 from harness.build import build
 from harness.errors import ConfigError, HarnessError
 from harness.gitutil import rev_parse
@@ -61,6 +61,9 @@ class Request:
     # e.g. W=1), no image; the build stage records their warnings.
     goals: tuple[str, ...] = ()
     make_extra: tuple[str, ...] = ()
+    # `harness bench --kernel NAME=SERIES`: keep a third series' image under its own
+    # label, so that it does not replace the profile's series image (and back).
+    label: str = ""
 
     @property
     def target(self) -> Target:
@@ -74,6 +77,8 @@ class Request:
     def kernel(self) -> str:
         if self.at_head:
             return self.at_head
+        if self.label and not self.no_series:
+            return self.label
         return "vanilla" if self.no_series or not self.profile.series else "series"
 
 
@@ -257,7 +262,7 @@ def prepare_rootfs(req: Request, img: KernelImage, rec: RunRecord) -> Path:
 def check_test_names(wanted: list[str], programs: list[str]) -> None:
     """A ConfigError naming every WANTED test that is not one of PROGRAMS (a name
     may carry a `:CASE` suffix; the program part is checked)."""
-    unknown = [t for t in wanted if t.partition(":")[0] not in programs]
+    unknown = [t for t in selection.programs(wanted) if t not in programs]
     if unknown:
         raise ConfigError(f"unknown guest tests: {', '.join(unknown)} "
                           f"(available: {', '.join(programs)})")
@@ -278,13 +283,23 @@ def preflight(req: Request) -> None:
 
 
 def selected_tests(req: Request, rootfs: Path) -> list[str]:
+    """The programs to run (`prog:case` entries name their program)."""
     available = guest_programs(rootfs)
-    wanted = req.profile.tests or default_selection(available)
+    wanted = selection.programs(req.profile.tests) or default_selection(available)
     unknown = [t for t in wanted if t not in available]
     if unknown:
         raise ConfigError(f"unknown guest tests: {', '.join(unknown)} "
                           f"(available: {', '.join(available)})")
     return wanted
+
+
+def selected_cases(req: Request) -> selection.Selection:
+    """The cases to run of each program; a program not in it runs whole.
+
+    Checked against the sources again (cli.py checks before anything is
+    locked or built): a profile's own tests: list reaches here too.
+    """
+    return selection.check(req.profile.tests, project_path(req.profile.guest_tests))
 
 
 def qemu_commands(req: Request, img: KernelImage, rootfs: Path, tests: list[str],
@@ -300,7 +315,8 @@ def qemu_commands(req: Request, img: KernelImage, rootfs: Path, tests: list[str]
     accels, why = choose_accel(prof.qemu.accel, cache_dir(), arch)
     cmdline = kernel_cmdline(arch, tests, prof.timeouts.per_test,
                              [*prof.qemu.cmdline, *cmdline_extra],
-                             shell=req.interactive, cpus=prof.qemu.smp)
+                             shell=req.interactive, cpus=prof.qemu.smp,
+                             cases=selected_cases(req))
     cmds = {a: [*qemu_command(arch, prof.qemu, a, img.image, rootfs / "initramfs.cpio",
                               cmdline, interactive=req.interactive, name=name), *extra]
             for a in accels}

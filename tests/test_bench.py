@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import bench, images, run
+from harness import bench, bench_limit, images, run
 from harness.bench import MEMCG, NEAR, ROOT, Sample, Stats
 from harness.boot import BootOutcome
 from harness.cli import build_parser
@@ -486,3 +486,208 @@ def test_scale_notes_a_busy_host(tmp_path: Path) -> None:
     text = bench.write_scale_outputs(tmp_path, _scale(SCALE),
                                      {"smp": 2, "host_cpus": 2, "boots": boots})
     assert "BUSY HOST" in text.splitlines()[2]
+
+
+# --- --kernel NAME=SERIES and the table with any number of kernels ------------------------
+
+# A real console log: vanilla 6.12.118 with the at-limit case (BENCH_ITERS=2000, no PSI).
+AT_LIMIT_CONSOLE = FIXTURES / "bench_open_at_limit_console.log"
+
+
+def test_kernel_args_name_series_files_vanilla_and_the_profile_series(tmp_path) -> None:
+    from harness.bench_kernels import KernelSpec, baseline, resolve
+
+    alt = tmp_path / "alt" / "series"
+    alt.parent.mkdir()
+    alt.write_text("0001-a.patch\n")
+    own = tmp_path / "series"
+    own.write_text("")
+    specs = resolve(["vanilla", f"series={own}", f"alt={alt}", "base=none"], str(own))
+    assert specs == [KernelSpec("vanilla", None, "vanilla"),
+                     KernelSpec("series", own, "series"),
+                     KernelSpec("alt", alt, "series-alt"),
+                     KernelSpec("base", None, "vanilla")]
+    assert resolve(["series"], str(own))[0] == KernelSpec("series", own, "series")
+    assert baseline(specs).name == "vanilla" and baseline(specs[1:]).name == "base"
+    assert baseline(specs[1:3]).name == "series"  # no vanilla: the first kernel
+    # the default set, as before --kernel existed
+    assert [s.name for s in resolve([], str(own))] == ["vanilla", "series"]
+    assert [s.name for s in resolve([], "", vanilla_only=True)] == ["vanilla"]
+
+
+@pytest.mark.parametrize("args, series, why", [
+    (["alt"], "patches/series", "bare names"),
+    (["alt=/nonexistent/series"], "patches/series", "no series file"),
+    (["a=none", "a=none"], "patches/series", "given twice"),
+    (["vanilla=patches/series"], "patches/series", "the base alone"),
+    (["bad name=none"], "patches/series", "NAME must be"),
+    ([], "", "has no series"),
+])
+def test_bad_kernel_args_are_refused_before_anything_is_built(args, series, why) -> None:
+    from harness.bench_kernels import resolve
+
+    with pytest.raises(ConfigError, match=why):
+        resolve(args, series)
+
+
+def test_a_kernel_of_its_own_series_keeps_its_image_apart(tmp_path) -> None:
+    """The alternative's image is not the series' (which every other run uses)."""
+    alt = tmp_path / "series"
+    alt.write_text("")
+    base = run.Request(Profile())
+    specs = bench.Options(kernel_args=("vanilla", "series", f"alt={alt}")).specs(Profile())
+    reqs = {s.name: bench.kernel_request(base, s) for s in specs}
+    assert {k: r.kernel for k, r in reqs.items()} == {
+        "vanilla": "vanilla", "series": "series", "alt": "series-alt"}
+    assert reqs["alt"].profile.series == str(alt)
+    assert images.series_of(reqs["alt"]).path == alt
+    assert images.series_of(reqs["vanilla"]).path is None
+    assert bench.images_series(reqs["alt"]) == str(alt)
+
+
+def test_cli_kernel_is_repeatable_and_reaches_the_options(monkeypatch) -> None:
+    from harness import cli
+    seen = {}
+    monkeypatch.setattr(bench, "configure",
+                        lambda prof, opts: (seen.setdefault("opts", opts), prof)[1])
+    monkeypatch.setattr(cli, "_run", lambda *a, **k: 0)
+    args = build_parser().parse_args(["bench", "--kernel", "vanilla", "--kernel",
+                                      "alt=patches/series"])
+    assert args.func(args) == 0
+    assert seen["opts"].kernel_args == ("vanilla", "alt=patches/series")
+    assert seen["opts"].kernels == ("vanilla", "alt")
+
+
+def test_configure_refuses_kernel_with_scale_and_no_series() -> None:
+    with pytest.raises(ConfigError, match="--scale"):
+        bench.configure(Profile(), bench.Options(scale=True, kernel_args=("vanilla", "x=none")))
+    with pytest.raises(ConfigError, match="do not go together"):
+        bench.configure(Profile(), bench.Options(vanilla_only=True, kernel_args=("vanilla",)))
+    # a profile without a series can still compare kernels named on the command line
+    prof = bench.configure(Profile(series=""), bench.Options(kernel_args=("vanilla", "b=none")))
+    assert prof.tests == ["bench_open"]
+
+
+def _three() -> dict[str, list[Sample]]:
+    samples = _samples(GOOD)
+    samples["alt"] = [Sample(op, cg, 1000, v * 1.02, boot=i + 1)
+                      for (k, op, cg), vals in GOOD.items() if k == "vanilla"
+                      for i, v in enumerate(vals)]
+    return samples
+
+
+def test_table_has_a_column_per_kernel_and_ratios_against_vanilla() -> None:
+    stats = bench.aggregate(_three())
+    text = bench.format_table(stats, "icount", "tcg",
+                              targets=bench.targets_by_kernel(stats, "vanilla"))
+    header = next(ln for ln in text.splitlines() if ln.startswith("op, per op"))
+    assert [c.strip() for c in header.split("|")][1:] == [
+        "vanilla root", "vanilla memcg", "overhead", "series root", "series memcg", "overhead",
+        "alt root", "alt memcg", "overhead", "s/v root", "s/v memcg",
+        "alt/vanilla root", "alt/vanilla memcg"]
+    row = next(ln for ln in text.splitlines() if ln.startswith("open() ENOENT "))
+    cells = [c.strip() for c in row.split("|")]
+    assert cells[1:7] == ["5187.0", "5962.0", "+14.9 %", "5150.0", "5190.0", "+0.8 %"]
+    assert cells[7:10] == [f"{5187 * 1.02:.1f}", f"{5962 * 1.02:.1f}", "+14.9 %"]
+    assert cells[10:] == ["0.9929", "0.8705", "1.0200", "1.0200"]
+    # each candidate judged against vanilla by the same lines
+    assert "series against vanilla:" in text and "alt against vanilla:" in text
+    assert "open()+close() in a child memcg, alt / vanilla: 1.0200 (+2.00 %)" in text
+
+
+def test_ratios_are_against_the_first_kernel_without_a_series(tmp_path: Path) -> None:
+    samples = {"base": _three()["vanilla"], "alt": _three()["alt"]}
+    kernels = {"base": {"release": "6.12"}, "alt": {"release": "6.12"}}
+    text, targets = bench.write_outputs(tmp_path, samples, {"mode": "icount",
+                                                            "baseline": "base"}, kernels)
+    assert "alt/base root" in text
+    assert targets and targets[1].description == "open()+close() in a child memcg, alt / base"
+    data = json.loads((tmp_path / "bench.json").read_text())
+    assert data["baseline"] == "base" and set(data["targets_by_kernel"]) == {"alt"}
+    assert all(r["ratio"] == pytest.approx(1.02) for r in data["ratios"])
+    svg = ET.parse(tmp_path / "bench.svg").getroot()
+    fills = {r.get("fill") for r in svg.iter("{http://www.w3.org/2000/svg}rect")}
+    assert {"#b0b0b0", "#2171b5"} <= fills  # base in greys, alt in blues
+
+
+# --- memcg at limit, page cache -----------------------------------------------------------
+
+def test_parses_the_at_limit_case_of_a_real_guest_run() -> None:
+    lines = AT_LIMIT_CONSOLE.read_text().splitlines()
+    samples = bench.parse_lines(lines)
+    assert {(s.op, s.cgroup) for s in samples} == CASES | {
+        ("open_enoent", bench.AT_LIMIT), ("open_close", bench.AT_LIMIT)}
+    got = bench_limit.parse_limit_lines(lines, 2)
+    assert got == [
+        bench_limit.LimitSample("open_enoent", 2000, 0, None, 0, 8 << 20, 1, 2),
+        bench_limit.LimitSample("open_close", 2000, 0, None, 0, 8 << 20, 1, 2)]
+    assert bench.limit_skips(lines) == []
+    assert bench._boot_problems(_outcome(lines), samples) == []
+
+
+def test_limit_lines_with_psi_and_junk() -> None:
+    lines = [
+        "[    9.1] # bench_limit: op=open_close cgroup=memcg_at_limit opens=20000 "
+        "events_max=3 psi_some_us=150 peak_delta=8192 max=8388608 round=2\r",
+        "# bench_limit: op=open_close opens=20000 events_max=x psi_some_us=1 peak_delta=0",
+        "# bench_limit: op=open_close opens=20000 events_max=1",  # fields missing
+        "# bench: op=open_close cgroup=memcg_at_limit iters=20000 ns_per_op=3000 round=2",
+    ]
+    assert bench_limit.parse_limit_lines(lines) == [
+        bench_limit.LimitSample("open_close", 20000, 3, 150, 8192, 8 << 20, 2, 1)]
+
+
+def _limit(kernel_figures: dict[str, list[tuple[int, int | None, int]]]
+           ) -> dict[str, list[bench_limit.LimitSample]]:
+    return {k: [bench_limit.LimitSample("open_close", 20000, ev, psi, peak, 8 << 20, 1, i + 1)
+                for i, (ev, psi, peak) in enumerate(figs)]
+            for k, figs in kernel_figures.items()}
+
+
+def test_limit_figures_are_per_10000_opens_and_say_when_psi_is_absent() -> None:
+    rows_ = bench_limit.limit_rows(_limit({"vanilla": [(0, None, 0)] * 3,
+                                           "series": [(40, None, 8192), (60, None, 4096),
+                                                      (50, None, 0)]}), list(bench.OP_LABELS))
+    assert [(r.kernel, r.events_max, r.psi_some_us, r.peak_delta, r.n) for r in rows_] == [
+        ("vanilla", 0.0, None, 0.0, 3), ("series", 25.0, None, 2048.0, 3)]
+    text = "\n".join(bench_limit.format_limit_section(rows_, bench.OP_LABELS))
+    assert "memory.max 8192 KiB" in text and "per 10000 opens" in text
+    series = next(ln for ln in text.splitlines() if ln.startswith("  series "))
+    assert [c.strip() for c in series.split("|")] == [
+        "series", "open()+close()", "25.0", "n/a", "2.0", "3"]
+    assert "PSI: not measured" in text and "CONFIG_PSI" in text
+
+
+def test_limit_psi_figures_when_the_kernel_has_psi() -> None:
+    rows_ = bench_limit.limit_rows(_limit({"distro": [(0, 30, 0)], "old": [(0, None, 0)]}),
+                                   ["open_close"])
+    assert rows_[0].psi_some_us == 15.0 and rows_[1].psi_some_us is None
+    text = "\n".join(bench_limit.format_limit_section(rows_, bench.OP_LABELS))
+    assert "PSI: not measured" not in text and "PSI n/a: old" in text
+
+
+def test_at_limit_rows_target_and_outputs(tmp_path: Path) -> None:
+    figures = dict(GOOD)
+    figures[("vanilla", "open_close", bench.AT_LIMIT)] = [4550]
+    figures[("series", "open_close", bench.AT_LIMIT)] = [4700]
+    limit = _limit({"vanilla": [(0, None, 0)], "series": [(12, None, 0)]})
+    text, targets = bench.write_outputs(tmp_path, _samples(figures),
+                                        {"mode": "icount", "repeat": 1}, limit=limit)
+    assert ("open_close", bench.AT_LIMIT) in bench.rows(bench.aggregate(_samples(figures)))
+    assert "open()+close(), at limit + page cache" in text
+    t = {x.id: x for x in targets}
+    assert t["open_close_at_limit"].met is False
+    assert t["open_close_at_limit"].ratios == {"open_close": pytest.approx(4700 / 4550)}
+    assert "memory.events:max" in text and "PSI: not measured" in text
+    data = json.loads((tmp_path / "bench.json").read_text())
+    assert [r["events_max"] for r in data["at_limit"]["rows"]] == [0.0, 6.0]
+
+
+def test_a_skipped_at_limit_case_says_why() -> None:
+    lines = ["  ok 15 open_enoent.memcg_at_limit # SKIP no page-cache disk: /mnt/scratch is "
+             "not ext2 on the ramdisk", "ok 16 open_close.memcg_at_limit # SKIP no page-cache "
+             "disk: /mnt/scratch is not ext2 on the ramdisk"]
+    skips = bench.limit_skips(lines)
+    assert bench.limit_section({}, skips) == [
+        "memcg at limit, page cache: not measured: no page-cache disk: /mnt/scratch is not "
+        "ext2 on the ramdisk"]

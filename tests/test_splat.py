@@ -23,6 +23,7 @@ EXPECTED_KINDS: dict[str, list[str]] = {
     # console-series-all with splat_warning.log inserted inside charge.covers_pipes
     "console-series-splat-in-case-6.12.117.log": ["warning"],
     "bench_open_console.log": [],
+    "bench_open_at_limit_console.log": [],
     "kunit_boot.log": [],
     "guest_kselftest.log": [],
     "splat_warning.log": ["warning"],

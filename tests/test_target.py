@@ -51,7 +51,7 @@ def test_arm64_boots_virt_with_its_console():
     assert cmd[cmd.index("-M") + 1] == "virt"
     assert cmd[cmd.index("-cpu") + 1].startswith("max")
     x86 = qemu.qemu_command(X86_64.qemu, QemuConfig(), "tcg", Path("/k"), Path("/r"), line)
-    assert x86[x86.index("-M") + 1] == "pc" and "-cpu" not in x86
+    assert x86[x86.index("-M") + 1] == "pc" and x86[x86.index("-cpu") + 1] == "qemu64,+rdrand"
     # A profile's machine still wins.
     q35 = qemu.qemu_command(X86_64.qemu, QemuConfig(machine="q35"), "tcg", Path("/k"),
                             Path("/r"), line)

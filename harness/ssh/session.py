@@ -16,6 +16,7 @@ from pathlib import Path
 from harness import printer
 from harness.boot import GUEST_DONE, GUEST_START
 from harness.errors import HarnessError
+from harness.selection import guest_args
 from harness.ssh.client import Guest
 from harness.ssh.keys import Keys
 from harness.ssh.net import monitor_quit
@@ -65,13 +66,15 @@ def console(text: str) -> str:
     return f"echo {shlex.quote(text)} >/dev/console"
 
 
-def test_command(name: str, per_test: int) -> str:
+def test_command(name: str, per_test: int, cases: tuple[str, ...] = ()) -> str:
+    """CASES: run only these (harness/selection.py), as the console init does."""
     d = shlex.quote(f"{SCRATCH}/{name}")
+    argv = shlex.join([f"/tests/{name}", *guest_args(cases)])
     # No exec: a program killed by a signal must become the shell's 128+N
     # status (137 = timeout), as on the console, not an SSH exit-signal. The
     # program's stderr joins its stdout, as on the console.
     return (f"mkdir -p {d} && cd {d} && "
-            f"timeout -s KILL {per_test} {shlex.quote('/tests/' + name)} 2>&1; exit $?")
+            f"timeout -s KILL {per_test} {argv} 2>&1; exit $?")
 
 
 @dataclass
@@ -86,6 +89,7 @@ class SshSession:
     monitor: Path
     files_dir: Path
     echo: bool = False
+    cases: dict[str, tuple[str, ...]] = field(default_factory=dict)  # selected cases per test
     stop: threading.Event = field(default_factory=threading.Event)
     lines: list[str] = field(default_factory=list)  # KTAP, as the console init prints it
     completed: bool = False
@@ -173,8 +177,8 @@ class SshSession:
                 if self.echo:
                     print("\n".join(new), flush=True)
 
-        res = guest.run(test_command(name, self.per_test), self.per_test + GUARD_SECONDS,
-                        on_data)
+        res = guest.run(test_command(name, self.per_test, self.cases.get(name, ())),
+                        self.per_test + GUARD_SECONDS, on_data)
         self.lines.extend(f"  {ln}" for ln in output_lines(bytes(pending)))
         if res.timed_out:
             # The guest's own timeout should have fired; the guest is unwell.

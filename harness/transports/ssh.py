@@ -49,7 +49,7 @@ class Ssh:
             session = SshSession(port, keys, tests, timeouts.per_test,
                                  rec.path(attempt.file("console")), monitor,
                                  rec.path(attempt.file("guest-files", "")),
-                                 echo=printer.verbose)
+                                 echo=printer.verbose, cases=run.selected_cases(req))
             worker = threading.Thread(target=session.run, name="ssh-session", daemon=True)
             worker.start()
             try:
