@@ -1,10 +1,12 @@
 """One run of the guest tests on an image: rootfs -> boot -> judge -> flaky retry -> report.
 
-Every command that boots guest tests goes through `run_tests`: `harness test`
-and build-and-test (`test_kernel`, which also writes the report), the
-patchcheck and bisect steps (step.py, with their own judging policy). The
-transport (harness/transports/) only carries the tests to the guest and the
-console back; judging and the retry policy are the same for all of them.
+Every command that boots guest tests goes through `run_tests`: `harness test`,
+build-and-test, matrix and nightly (`test_kernel`, which also writes the
+report), the patchcheck and bisect steps (step.py, with their own judging
+policy). bench still boots on its own (bench.py; run_tests takes retry=False
+and an Attempt for it). The transport (harness/transports/) only carries the
+tests to the guest and the console back; judging and the retry policy are
+the same for all of them.
 
 A run may boot twice: when the only tests that disagreed with their
 declarations are declared flaky, their programs run once more, alone, and
