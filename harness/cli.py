@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from harness import matrix, printer, reproduce, run, selection
+from harness import matrix, pipeline, printer, reproduce, run, selection
 from harness.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, ConfigError, HarnessError
 from harness.expectations import KERNELS
 from harness.profile import Profile, load_profile, project_path
@@ -193,11 +193,12 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def _tester(args: argparse.Namespace) -> Callable[..., int]:
-    # SSH transport (harness/ssh.py); the console stays the default.
+    # The same pipeline over the SSH transport (harness/transports/); the console
+    # stays the default.
     if getattr(args, "transport", "console") == "ssh":
-        from harness import ssh
-        return ssh.test_kernel
-    return run.test_kernel
+        from harness.transports.ssh import Ssh
+        return lambda req, img, rec: pipeline.test_kernel(req, img, rec, Ssh())
+    return pipeline.test_kernel
 
 
 def cmd_test(args: argparse.Namespace) -> int:
@@ -234,7 +235,7 @@ def cmd_matrix(args: argparse.Namespace) -> int:
         req = replace(request_from_args(args), no_series=kernel == "vanilla", results_root=out)
         req = _with_reproducer(args, req)
         printer.stage(f"=== {kernel} kernel ===")
-        codes[kernel] = _run(req, "run", _build_and_test(req, run.test_kernel))
+        codes[kernel] = _run(req, "run", _build_and_test(req, pipeline.test_kernel))
         if codes[kernel] == EXIT_INTERRUPTED:
             return codes[kernel]
         last = sorted(p for p in out.iterdir() if p.is_dir() and p.name.endswith(kernel))[-1]
@@ -247,11 +248,11 @@ def cmd_matrix(args: argparse.Namespace) -> int:
 def cmd_boot(args: argparse.Namespace) -> int:
     req = request_from_args(args, interactive=True)
     port = _gdb_port(args)  # None: no gdb stub (harness/gdb.py)
-    if getattr(args, "ssh", False):  # SSH transport (harness/ssh.py)
+    if getattr(args, "ssh", False):  # SSH (harness/ssh/interactive.py)
         if port is not None:
             raise ConfigError("--gdb and --ssh cannot be combined yet")
-        from harness import ssh
-        return ssh.boot_interactive(req)
+        from harness.ssh import interactive
+        return interactive.boot_interactive(req)
     img = run.last_image(req)
     rec = RunRecord(req.results_root, f"boot-{req.kernel}")
     stub, cmdline = _gdb_qemu_args(args, port)
@@ -465,7 +466,7 @@ def _print_gdb(req: run.Request, img: run.KernelImage, rec: RunRecord, port: int
     print(gdb.printed(cmd), flush=True)
 
 
-# --- SSH transport (harness/ssh.py) ---
+# --- SSH (harness/ssh/, harness/transports/ssh.py) ---
 
 def _add_ssh_flags(name: str, p: argparse.ArgumentParser) -> None:
     if name in ("test", "build-and-test"):
@@ -478,8 +479,8 @@ def _add_ssh_flags(name: str, p: argparse.ArgumentParser) -> None:
 
 
 def cmd_ssh(args: argparse.Namespace) -> int:
-    from harness import ssh
-    return ssh.cmd_ssh(args.cmd, use_paramiko=args.paramiko)
+    from harness.ssh import interactive
+    return interactive.cmd_ssh(args.cmd, use_paramiko=args.paramiko)
 
 
 def _add_ssh_command(sub: argparse._SubParsersAction) -> None:

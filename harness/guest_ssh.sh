@@ -1,5 +1,5 @@
 # Sourced by the guest init (guest_init.sh) when the kernel command line has
-# harness.ssh=1. It comes in the per-run SSH cpio (harness/ssh.py), appended
+# harness.ssh=1. It comes in the per-run SSH cpio (harness/ssh/initrd.py), appended
 # to the cached initramfs, together with dropbear, its libraries, the host
 # key and root's authorized_keys.
 #

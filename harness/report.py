@@ -7,7 +7,7 @@ declared flaky that failed alone and matched on its retry boot is shown as
 
 import subprocess
 
-from harness import decode, expectations, printer, reproduce, splat
+from harness import decode, printer, reproduce, splat
 from harness import judge as judging
 from harness.boot import BootOutcome
 from harness.errors import EXIT_INFRA, EXIT_OK
@@ -16,22 +16,6 @@ from harness.junit import to_junit
 from harness.ktap import FAILING, Status, TestResult
 from harness.results import RunRecord
 from harness.results_json import to_json
-
-# Kept here for the callers that split a console themselves (ssh.py).
-split_console = judging.split_console
-absorb_retry = judging.absorb_retry
-
-
-def judge(outcome: BootOutcome, tests: list[str], kernel: str,
-          table: expectations.Table) -> Verdict:
-    """OUTCOME's console judged as KERNEL is declared to behave (see judge.py)."""
-    return judging.judge_boot(outcome, tests, table, judging.Policy(kernels=(kernel,)))
-
-
-def write(rec: RunRecord, outcome: BootOutcome, tests: list[str], kernel: str,
-          declared: expectations.Table) -> int:
-    verdict = judge(outcome, tests, kernel, declared)
-    return emit(rec, verdict, kernel)
 
 
 def emit(rec: RunRecord, verdict: Verdict, kernel: str) -> int:

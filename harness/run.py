@@ -1,18 +1,19 @@
-"""The pipeline: source -> series -> config -> build -> rootfs -> boot -> report.
+"""The request and its image: source -> series -> config -> build, plus the rootfs,
+the test selection and the QEMU command line a boot needs.
 
-Requests are plain dataclasses built by cli.py; nothing here touches argparse.
+One run of the guest tests on an image (boot, judge, retry, report) is
+pipeline.py. Requests are plain dataclasses built by cli.py; nothing here
+touches argparse.
 """
 
 import json
 import shutil
-import time
 from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import expectations, images, printer, report, selection
-from harness.boot import BootOutcome, boot
+from harness import expectations, images, printer, selection
 from harness.build import build
 from harness.errors import ConfigError, HarnessError
 from harness.gitutil import rev_parse
@@ -320,47 +321,3 @@ def qemu_commands(req: Request, img: KernelImage, rootfs: Path, tests: list[str]
                               cmdline, interactive=req.interactive, name=name), *extra]
             for a in accels}
     return cmds, accels, why
-
-
-def test_kernel(req: Request, img: KernelImage, rec: RunRecord) -> int:
-    rootfs = prepare_rootfs(req, img, rec)
-    tests = selected_tests(req, rootfs)
-    table = req.declarations()
-    outcome = _boot_tests(req, img, rec, rootfs, tests, "boot", "console.log")
-    with req.timings.measure("report"):
-        verdict = report.judge(outcome, tests, req.kernel, table)
-    flaky = verdict.flaky_programs()
-    if flaky:
-        why = "; ".join(f"{m.program}/{m.leaf.name}: {m.flaky}" for m in verdict.mismatches)
-        printer.info(f"only tests declared flaky failed ({why}); running "
-                     f"{', '.join(flaky)} once more")
-        again = _boot_tests(req, img, rec, rootfs, flaky, "retry", "console-retry.log")
-        with req.timings.measure("report"):
-            report.absorb_retry(verdict, report.judge(again, flaky, req.kernel, table))
-    with req.timings.measure("report"):
-        return report.emit(rec, verdict, req.kernel)
-
-
-def _boot_tests(req: Request, img: KernelImage, rec: RunRecord, rootfs: Path, tests: list[str],
-                stage: str, console: str) -> BootOutcome:
-    cmds, accels, why = qemu_commands(req, img, rootfs, tests, name=f"harness:{rec.dir.name}")
-    if stage == "boot":
-        rec.meta(image=img.info, tests_selected=tests, qemu=dict(cmds))
-    else:
-        rec.meta(**{f"tests_{stage}": tests})
-    printer.stage(f"Booting {img.info['release']} ({req.kernel}) with {'/'.join(accels)} "
-                  f"({why}); running: {', '.join(tests)}")
-    t0 = time.monotonic()
-    outcome = None
-    try:
-        outcome = boot(cmds, accels, rec.path(console), req.profile.timeouts, cache_dir(),
-                       echo=printer.verbose)
-    finally:
-        secs = time.monotonic() - t0
-        req.timings.seconds["boot+tests"] = req.timings.seconds.get("boot+tests", 0.0) + secs
-        if outcome is None:
-            rec.stage(stage, "interrupted", secs)
-    rec.stage(stage, outcome.end, secs, accel=outcome.accel, first_output=outcome.first_output,
-              first_ktap=outcome.first_ktap, guest_start=outcome.guest_start,
-              qemu_exit=outcome.exit_status)
-    return outcome

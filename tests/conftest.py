@@ -83,3 +83,11 @@ def interrupt_when(cmd: list[str], ready: str, timeout: int = 900) -> tuple[int,
         if proc.poll() is None:
             proc.kill()
     return rc, "".join(out)
+
+
+def write_report(rec, outcome, tests: list[str], kernel: str, declared) -> int:
+    """One boot judged as KERNEL is declared to behave, and its report written:
+    what pipeline.test_kernel does with a run's boot when nothing is retried."""
+    from harness import judge, report
+    verdict = judge.judge_boot(outcome, tests, declared, judge.Policy(kernels=(kernel,)))
+    return report.emit(rec, verdict, kernel)

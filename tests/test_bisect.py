@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from harness import bisect
+from harness import judge as judging
 from harness.bisect import (
     ABORT,
     BAD,
@@ -28,7 +29,12 @@ from harness.errors import (
     EXIT_USAGE,
     ConfigError,
 )
-from harness.step import Judge, judge
+from harness.step import Judge
+
+
+def judge(lines: list[str], end: str, jd: Judge, table) -> judging.Verdict:
+    """A step's verdict on one console, as the pipeline judges it."""
+    return judging.judge(judging.read(lines), end, jd.tests or [], table, jd.policy())
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 

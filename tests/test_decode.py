@@ -13,11 +13,11 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from conftest import write_report as write
 
 from harness import decode, splat
 from harness.boot import BootOutcome
 from harness.profile import cache_dir
-from harness.report import emit, judge
 from harness.results import RunRecord
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -77,7 +77,7 @@ def _panic_run(tmp_path: Path, image: dict) -> tuple[RunRecord, list[str]]:
     rec = RunRecord(tmp_path / "results", "t")
     rec.meta(image=image)
     outcome = BootOutcome(accel="tcg", end="exited", seconds=3.0, lines=lines)
-    emit(rec, judge(outcome, ["panic"], "series", {}), "series")
+    write(rec, outcome, ["panic"], "series", {})
     return rec, lines
 
 

@@ -10,13 +10,13 @@ import xml.etree.ElementTree as ET
 
 import pytest
 from conftest import FIXTURES, ROOT
+from conftest import write_report as write
 
 from harness import expectations, ktap, splat
 from harness import judge as judging
 from harness.boot import BootOutcome
 from harness.errors import EXIT_INFRA, EXIT_OK, EXIT_TEST_FAILURE
 from harness.ktap import Status
-from harness.report import write
 from harness.results import RunRecord
 
 OOM = "opener killed by signal 9 (OOM kill?), oom_kill 0 -> 1"

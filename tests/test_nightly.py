@@ -1,6 +1,6 @@
 """harness nightly: matrix expansion, sharding, merge, reports, KCIDB, diffs.
 
-The kernel pipeline is replaced by a fake (run.build_kernel / run.test_kernel)
+The kernel pipeline is replaced by a fake (run.build_kernel / pipeline.test_kernel)
 that writes what the real report stage writes, so the nightly code runs for
 real against synthetic results directories.
 """
@@ -19,7 +19,7 @@ import jsonschema
 import pytest
 import yaml
 
-from harness import cli, nightly, run
+from harness import cli, nightly, pipeline, run
 from harness.errors import EXIT_INFRA, EXIT_OK, EXIT_TEST_FAILURE, ConfigError
 from harness.junit import to_junit
 from harness.ktap import Status, TestResult
@@ -114,7 +114,7 @@ class FakePipeline:
 def fake(monkeypatch: pytest.MonkeyPatch) -> FakePipeline:
     f = FakePipeline()
     monkeypatch.setattr(run, "build_kernel", f.build_kernel)
-    monkeypatch.setattr(run, "test_kernel", f.test_kernel)
+    monkeypatch.setattr(pipeline, "test_kernel", f.test_kernel)
     return f
 
 

@@ -1,11 +1,12 @@
 """report.py: a judged boot's summary, JUnit and results.json (judging: test_judge.py)."""
 
+from conftest import write_report as write
+
 from harness import expectations
 from harness import judge as judging
 from harness.boot import BootOutcome
 from harness.errors import EXIT_INFRA, EXIT_OK, EXIT_TEST_FAILURE
 from harness.ktap import Status
-from harness.report import split_console, write
 from harness.results import RunRecord
 
 TABLE = expectations.parse("""
@@ -80,8 +81,8 @@ def test_cut_off_program_has_crashed_tests():
 
 def test_split_console_finds_guest_start():
     lines = ["[    0.1] Linux version 6.12", "harness: running 2 guest test programs", "x"]
-    assert split_console(lines) == (lines[:1], ["x"])
-    assert split_console(lines[:1]) == (lines[:1], None)
+    assert judging.split_console(lines) == (lines[:1], ["x"])
+    assert judging.split_console(lines[:1]) == (lines[:1], None)
 
 
 def _outcome(end: str, lines: list[str]) -> BootOutcome:
@@ -172,9 +173,9 @@ def _kmem_lines(deletion_ok: bool, basic_ok: bool = True) -> list[str]:
 
 
 def _judged(lines, exp_text=FLAKY_TABLE):
-    from harness.report import judge
-    return judge(_outcome("done", lines), ["test_kmem"], "series",
-                 expectations.parse(exp_text, "e.yaml"))
+    return judging.judge_boot(_outcome("done", lines), ["test_kmem"],
+                              expectations.parse(exp_text, "e.yaml"),
+                              judging.Policy(kernels=("series",)))
 
 
 def test_only_flaky_failures_ask_for_a_retry():
@@ -187,9 +188,9 @@ def test_only_flaky_failures_ask_for_a_retry():
 
 
 def test_flaky_failure_that_passes_on_retry_passes_and_says_so(tmp_path):
-    from harness.report import absorb_retry, emit
+    from harness.report import emit
     first = _judged(_kmem_lines(False))
-    absorb_retry(first, _judged(_kmem_lines(True)))
+    judging.absorb_retry(first, _judged(_kmem_lines(True)))
     assert first.code == EXIT_OK and not first.mismatches
     rec = RunRecord(tmp_path / "r", "t")
     assert emit(rec, first, "series") == EXIT_OK
@@ -201,22 +202,20 @@ def test_flaky_failure_that_passes_on_retry_passes_and_says_so(tmp_path):
 
 
 def test_flaky_failure_that_fails_again_fails():
-    from harness.report import absorb_retry
     first = _judged(_kmem_lines(False))
-    absorb_retry(first, _judged(_kmem_lines(False)))
+    judging.absorb_retry(first, _judged(_kmem_lines(False)))
     assert first.code == EXIT_TEST_FAILURE and len(first.mismatches) == 1
 
 
 def test_retry_that_breaks_something_else_fails():
-    from harness.report import absorb_retry
     first = _judged(_kmem_lines(False))
-    absorb_retry(first, _judged(_kmem_lines(True, basic_ok=False)))
+    judging.absorb_retry(first, _judged(_kmem_lines(True, basic_ok=False)))
     assert first.code == EXIT_TEST_FAILURE
     assert [m.leaf.name for m in first.mismatches] == ["test_kmem_basic"]
     # A splat during the retry boot fails the run too.
     first = _judged(_kmem_lines(False))
     warn = "[    2.0] WARNING: CPU: 0 PID: 1 at fs/file.c:10 fd_install+0x1/0x2"
-    absorb_retry(first, _judged([warn, *_kmem_lines(True)]))
+    judging.absorb_retry(first, _judged([warn, *_kmem_lines(True)]))
     assert first.code == EXIT_TEST_FAILURE and first.splats
     assert first.splats[0].title.endswith("(in console-retry.log)")
 
@@ -225,10 +224,8 @@ def test_captured_debug_console_is_judged_clean(tmp_path):
     """The debug profile's real console (v2 series, 2 CPUs: KASAN, lockdep,
     kmemleak scan after the tests, OOM reports from test_memcontrol): no splat,
     and the one disagreement is a test declared flaky, which would get its
-    retry boot (run.py) rather than fail the run."""
+    retry boot (pipeline.py) rather than fail the run."""
     from conftest import FIXTURES, ROOT
-
-    from harness.report import judge
 
     lines = (FIXTURES / "console-debug-series-all-6.12.117.log").read_text().splitlines()
     assert any("KernelAddressSanitizer initialized" in ln for ln in lines)
@@ -237,7 +234,8 @@ def test_captured_debug_console_is_judged_clean(tmp_path):
     tests = ["file_charge", "file_concurrency", "file_stress", "smoke", "test_kmem",
              "test_memcontrol"]
     table = expectations.load(ROOT / "guest-tests" / "expectations.yaml", "x86_64")
-    verdict = judge(_outcome("done", lines), tests, "series", table)
+    verdict = judging.judge_boot(_outcome("done", lines), tests, table,
+                                 judging.Policy(kernels=("series",)))
     assert verdict.splats == []
     assert [(m.program, m.leaf.name) for m in verdict.mismatches] == [
         ("test_memcontrol", "test_memcg_sock")]

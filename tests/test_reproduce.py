@@ -4,12 +4,12 @@ import json
 import shlex
 
 import pytest
+from conftest import write_report as write
 
 from harness import cli, reproduce, run
 from harness.boot import BootOutcome
 from harness.errors import EXIT_BUILD, EXIT_TEST_FAILURE, BuildError
 from harness.profile import project_dir
-from harness.report import emit, judge
 from harness.results import RunRecord
 
 
@@ -105,7 +105,7 @@ def test_a_failed_test_run_reports_its_reproducer(tmp_path):
     rec = RunRecord(tmp_path, "t")
     rec.meta(**META)
     outcome = BootOutcome(accel="tcg", end="done", seconds=1.0, lines=FAILING_GUEST)
-    assert emit(rec, judge(outcome, ["smoke"], "series", {}), "series") == EXIT_TEST_FAILURE
+    assert write(rec, outcome, ["smoke"], "series", {}) == EXIT_TEST_FAILURE
     last = (rec.dir / "summary.txt").read_text().splitlines()[-1]
     assert last.startswith(f"reproduce: {META['reproduce']}  # target x86_64")
     saved = json.loads((rec.dir / "results.json").read_text())
@@ -117,7 +117,7 @@ def test_a_passing_run_has_no_reproducer(tmp_path):
     rec.meta(**META)
     lines = [x.replace("not ok", "ok") for x in FAILING_GUEST]
     outcome = BootOutcome(accel="tcg", end="done", seconds=1.0, lines=lines)
-    assert emit(rec, judge(outcome, ["smoke"], "series", {}), "series") == 0
+    assert write(rec, outcome, ["smoke"], "series", {}) == 0
     assert "reproduce" not in (rec.dir / "summary.txt").read_text()
     assert "reproduce" not in json.loads((rec.dir / "results.json").read_text())
 

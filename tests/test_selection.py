@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from harness import bisect, qemu, run, selection, ssh, step
+from harness import bisect, qemu, run, selection, step
 from harness.cli import main
 from harness.errors import ConfigError
 from harness.profile import Profile, cache_dir
 from harness.rootfs import rootfs_key
+from harness.ssh import session
 from harness.target import X86_64
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -192,9 +193,9 @@ def test_guest_init_passes_the_cases_to_the_program(tmp_path):
 
 
 def test_ssh_command_passes_the_cases():
-    cmd = ssh.test_command("file_charge", 300, ("charge.a", "over_limit.b"))
+    cmd = session.test_command("file_charge", 300, ("charge.a", "over_limit.b"))
     assert "timeout -s KILL 300 /tests/file_charge -r charge.a -r over_limit.b 2>&1" in cmd
-    assert ssh.test_command("smoke", 300).endswith("/tests/smoke 2>&1; exit $?")
+    assert session.test_command("smoke", 300).endswith("/tests/smoke 2>&1; exit $?")
 
 
 def test_run_selects_programs_and_cases(tmp_path):

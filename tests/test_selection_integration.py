@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import harness, requires_kernel_tools
 
-from harness import ssh
+from harness.ssh import keys as sshkeys
 
 pytestmark = [pytest.mark.integration, requires_kernel_tools()]
 CASE = "charge.failed_open_leaves_no_charge"
@@ -40,7 +40,7 @@ def test_one_named_case_runs_alone(results_root):
     assert all(f"harness.tests={SPEC} " in " ".join(c) for c in cmds)
 
 
-@pytest.mark.skipif(not ssh.DROPBEAR.exists(), reason="dropbear-bin not installed")
+@pytest.mark.skipif(not sshkeys.DROPBEAR.exists(), reason="dropbear-bin not installed")
 def test_one_named_case_runs_alone_over_ssh(results_root):
     run = harness("build-and-test", "--transport", "ssh", "--tests", SPEC,
                   results_root=results_root)

@@ -11,15 +11,19 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from harness import cli, ktap, report, ssh
+from harness import cli, ktap
+from harness import judge as judging
 from harness.boot import GUEST_DONE, GUEST_START
 from harness.ktap import Status
 from harness.profile import QemuConfig
 from harness.qemu import kernel_cmdline, qemu_command
+from harness.ssh import client, initrd, interactive, net, session
+from harness.ssh import keys as sshkeys
 from harness.target import X86_64
 
-needs_dropbear = pytest.mark.skipif(not ssh.DROPBEARKEY.exists() or not ssh.DROPBEAR.exists(),
-                                    reason="dropbear-bin not installed")
+needs_dropbear = pytest.mark.skipif(
+    not sshkeys.DROPBEARKEY.exists() or not sshkeys.DROPBEAR.exists(),
+    reason="dropbear-bin not installed")
 
 
 def _console_cmd() -> list[str]:
@@ -32,7 +36,7 @@ def _console_cmd() -> list[str]:
 
 
 def test_netdev_forwards_from_loopback_only():
-    args = ssh.netdev_args(40022)
+    args = net.netdev_args(40022)
     netdev = args[args.index("-netdev") + 1]
     assert netdev.split(",") == ["user", "id=n0", "restrict=on",
                                  "hostfwd=tcp:127.0.0.1:40022-:22"]
@@ -40,7 +44,7 @@ def test_netdev_forwards_from_loopback_only():
 
 
 def test_patched_command_uses_no_host_address_but_loopback(tmp_path):
-    cmd = ssh.patch_command(_console_cmd(), tmp_path / "i.cpio", 40022, tmp_path / "mon.sock")
+    cmd = net.patch_command(_console_cmd(), tmp_path / "i.cpio", 40022, tmp_path / "mon.sock")
     joined = " ".join(cmd)
     assert set(re.findall(r"\b\d{1,3}(?:\.\d{1,3}){3}\b", joined)) == {"127.0.0.1"}
     assert "0.0.0.0" not in joined and "hostfwd=tcp::" not in joined
@@ -51,7 +55,7 @@ def test_patched_command_uses_no_host_address_but_loopback(tmp_path):
 
 def test_patched_command_keeps_the_console_command(tmp_path):
     base = _console_cmd()
-    cmd = ssh.patch_command(base, tmp_path / "i.cpio", 40022)
+    cmd = net.patch_command(base, tmp_path / "i.cpio", 40022)
     assert cmd[cmd.index("-initrd") + 1] == str(tmp_path / "i.cpio")
     assert base[base.index("-initrd") + 1] == "/rootfs/initramfs.cpio"  # not mutated
     assert cmd[:len(base)][cmd.index("-initrd") + 2:] == base[base.index("-initrd") + 2:]
@@ -60,16 +64,16 @@ def test_patched_command_keeps_the_console_command(tmp_path):
 
 
 def test_free_port_is_bindable_on_loopback():
-    port = ssh.free_port()
+    port = net.free_port()
     assert 1024 <= port < 65536
     with socket.socket() as s:
-        s.bind((ssh.LOOPBACK, port))
+        s.bind((net.LOOPBACK, port))
 
 
 def test_heartbeat_stays_inside_the_silence_timeout():
-    assert ssh.heartbeat_seconds(120) == 40
-    assert ssh.heartbeat_seconds(10) == 3
-    assert ssh.heartbeat_seconds(1) == 1
+    assert net.heartbeat_seconds(120) == 40
+    assert net.heartbeat_seconds(10) == 3
+    assert net.heartbeat_seconds(1) == 1
 
 
 def test_monitor_quit_sends_quit(tmp_path):
@@ -87,10 +91,10 @@ def test_monitor_quit_sends_quit(tmp_path):
 
         t = threading.Thread(target=serve)
         t.start()
-        assert ssh.monitor_quit(path)
+        assert net.monitor_quit(path)
         t.join(5)
     assert got == [b"quit\n"]
-    assert not ssh.monitor_quit(tmp_path / "absent.sock")
+    assert not net.monitor_quit(tmp_path / "absent.sock")
 
 
 # --- keys -------------------------------------------------------------------
@@ -98,8 +102,8 @@ def test_monitor_quit_sends_quit(tmp_path):
 
 @needs_dropbear
 def test_keys_are_fresh_private_and_loadable(tmp_path):
-    a = ssh.make_keys(tmp_path / "a")
-    b = ssh.make_keys(tmp_path / "b")
+    a = sshkeys.make_keys(tmp_path / "a")
+    b = sshkeys.make_keys(tmp_path / "b")
     assert a.client_pub != b.client_pub and a.host_pub != b.host_pub
     for path in (a.client, a.host):
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
@@ -113,10 +117,10 @@ def test_keys_are_fresh_private_and_loadable(tmp_path):
 
 def test_ssh_argv_pins_the_host_key(tmp_path):
     state = {"key": "/k/id", "port": 40022}
-    argv = ssh.ssh_argv(tmp_path, state, ["uname", "-a"])
+    argv = interactive.ssh_argv(tmp_path, state, ["uname", "-a"])
     assert argv[0] == "ssh" and argv[-2:] == ["root@127.0.0.1", "uname -a"]
-    assert ssh.ssh_argv(tmp_path, state, ["sh", "-c", "exit 7"])[-1] == "sh -c 'exit 7'"
-    assert ssh.ssh_argv(tmp_path, state, [])[-1] == "root@127.0.0.1"
+    assert interactive.ssh_argv(tmp_path, state, ["sh", "-c", "exit 7"])[-1] == "sh -c 'exit 7'"
+    assert interactive.ssh_argv(tmp_path, state, [])[-1] == "root@127.0.0.1"
     assert "StrictHostKeyChecking=yes" in argv
     assert f"UserKnownHostsFile={tmp_path / 'known_hosts'}" in argv
     assert argv[argv.index("-p") + 1] == "40022" and argv[argv.index("-i") + 1] == "/k/id"
@@ -133,23 +137,23 @@ LDD = """\
 
 
 def test_parse_ldd_keeps_libraries_and_loader_not_vdso():
-    assert ssh.parse_ldd(LDD) == ["/lib/x86_64-linux-gnu/libz.so.1",
+    assert initrd.parse_ldd(LDD) == ["/lib/x86_64-linux-gnu/libz.so.1",
                                   "/lib/x86_64-linux-gnu/libc.so.6",
                                   "/lib64/ld-linux-x86-64.so.2"]
 
 
 def test_cpio_spec_has_dropbear_keys_and_strict_modes(tmp_path):
-    keys = ssh.Keys(tmp_path / "id", "ssh-ed25519 AAAAclient harness", tmp_path / "hk",
+    keys = sshkeys.Keys(tmp_path / "id", "ssh-ed25519 AAAAclient harness", tmp_path / "hk",
                     "ssh-ed25519 AAAAhost")
-    spec = ssh.ssh_cpio_spec(keys, tmp_path, ["/lib/x86_64-linux-gnu/libc.so.6",
+    spec = initrd.ssh_cpio_spec(keys, tmp_path, ["/lib/x86_64-linux-gnu/libc.so.6",
                                               "/lib64/ld-linux-x86-64.so.2"]).splitlines()
     files = {ln.split()[1]: ln.split() for ln in spec if ln.startswith("file ")}
     dirs = [ln.split()[1] for ln in spec if ln.startswith("dir ")]
-    assert files["/usr/sbin/dropbear"][2] == str(ssh.DROPBEAR)
+    assert files["/usr/sbin/dropbear"][2] == str(sshkeys.DROPBEAR)
     assert "/lib64/ld-linux-x86-64.so.2" in files and "/lib/x86_64-linux-gnu/libc.so.6" in files
     assert files["/root/.ssh/authorized_keys"][3] == "600"
-    assert files[ssh.HOST_KEY_GUEST][2:4] == [str(tmp_path / "hk"), "600"]
-    assert files["/etc/harness/ssh.sh"][2] == str(ssh.GUEST_SCRIPT)
+    assert files[initrd.HOST_KEY_GUEST][2:4] == [str(tmp_path / "hk"), "600"]
+    assert files["/etc/harness/ssh.sh"][2] == str(initrd.GUEST_SCRIPT)
     assert (tmp_path / "authorized_keys").read_text() == "ssh-ed25519 AAAAclient harness\n"
     assert (tmp_path / "passwd").read_text().startswith("root:x:0:0:root:/root:/bin/sh")
     assert "dir /root 700 0 0" in spec and "dir /root/.ssh 700 0 0" in spec
@@ -165,21 +169,21 @@ def test_initrd_is_the_base_followed_by_the_ssh_cpio(tmp_path, monkeypatch):
     tool = tmp_path / "gen_init_cpio"
     tool.write_text("#!/bin/sh\ncat \"$3\"\n")
     tool.chmod(0o755)
-    monkeypatch.setattr(ssh, "gen_init_cpio_tool", lambda tree, cache: tool)
+    monkeypatch.setattr(initrd, "gen_init_cpio_tool", lambda tree, cache: tool)
     base = tmp_path / "base.cpio"
     base.write_bytes(b"BASE" * 100)
-    keys = ssh.make_keys(tmp_path / "k")
-    out = ssh.build_initrd(tmp_path, base, keys, tmp_path / "k")
+    keys = sshkeys.make_keys(tmp_path / "k")
+    out = initrd.build_initrd(tmp_path, base, keys, tmp_path / "k")
     data = out.read_bytes()
     assert data.startswith(b"BASE" * 100)
     assert b"file /usr/sbin/dropbear " in data and b"/lib64/ld-linux-x86-64.so.2" in data
 
 
 def test_guest_init_sources_the_ssh_script_only_on_request():
-    init = (Path(ssh.__file__).with_name("guest_init.sh")).read_text()
+    init = initrd.GUEST_SCRIPT.with_name("guest_init.sh").read_text()
     assert "harness.ssh=1) ssh=1" in init and ". /etc/harness/ssh.sh" in init
-    script = ssh.GUEST_SCRIPT.read_text()
-    assert ssh.READY in script and ssh.SETUP_FAILED in script
+    script = initrd.GUEST_SCRIPT.read_text()
+    assert session.READY in script and session.SETUP_FAILED in script
     assert "10.0.2.15:22" in script  # dropbear listens on the user-net address only
 
 
@@ -191,17 +195,17 @@ def test_guest_init_sources_the_ssh_script_only_on_request():
     (1, "not ok 3 t # exit code 1"), (139, "not ok 3 t # exit code 139"),
 ])
 def test_result_lines_match_guest_init(rc, line):
-    assert ssh.ktap_result(3, "t", rc, 60) == line
+    assert session.ktap_result(3, "t", rc, 60) == line
 
 
 def test_output_lines_are_what_the_console_shows():
-    assert ssh.output_lines(b"a\r\nb\n\nc") == ["a", "b", "", "c"]
-    assert ssh.output_lines(b"") == []
-    assert ssh.output_lines(b"\xffx\n") == ["\ufffdx"]
+    assert session.output_lines(b"a\r\nb\n\nc") == ["a", "b", "", "c"]
+    assert session.output_lines(b"") == []
+    assert session.output_lines(b"\xffx\n") == ["\ufffdx"]
 
 
 def test_block_without_exit_status_has_no_result_line():
-    assert ssh.ktap_block(1, "t", b"TAP version 13\n1..1\n", None, 60) == [
+    assert session.ktap_block(1, "t", b"TAP version 13\n1..1\n", None, 60) == [
         "  # Subtest: t", "  TAP version 13", "  1..1"]
 
 
@@ -210,8 +214,8 @@ PROGRAM_FAIL = b"TAP version 13\n1..1\nnot ok 1 b.one\n"
 
 
 def test_wrapped_document_parses_like_the_console_one():
-    lines = [*ssh.ktap_header(2), *ssh.ktap_block(1, "p", PROGRAM_OK, 0, 60),
-             *ssh.ktap_block(2, "q", PROGRAM_FAIL, 1, 60), GUEST_DONE]
+    lines = [*session.ktap_header(2), *session.ktap_block(1, "p", PROGRAM_OK, 0, 60),
+             *session.ktap_block(2, "q", PROGRAM_FAIL, 1, 60), GUEST_DONE]
     # What guest_init.sh prints for the same two programs.
     console = [f"{GUEST_START}2 guest test programs", "KTAP version 1", "1..2",
                "  # Subtest: p", *("  " + ln for ln in PROGRAM_OK.decode().splitlines()),
@@ -220,7 +224,7 @@ def test_wrapped_document_parses_like_the_console_one():
                "not ok 2 q # exit code 1", GUEST_DONE]
     assert lines == console
     boot = ["[    0.000000] Linux version 6.12", "[    1.000000] Run /init as init process"]
-    _, guest = report.split_console(boot + lines)
+    _, guest = judging.split_console(boot + lines)
     assert guest is not None
     statuses = {n: r.status for n, r in ktap.walk(ktap.parse(guest))}
     assert statuses == {"guest/p/a.one": Status.PASS, "guest/p/a.two": Status.PASS,
@@ -228,11 +232,11 @@ def test_wrapped_document_parses_like_the_console_one():
 
 
 def test_test_command_runs_in_scratch_under_the_guest_timeout():
-    cmd = ssh.test_command("file_charge", 300)
+    cmd = session.test_command("file_charge", 300)
     assert cmd.startswith("mkdir -p /mnt/scratch/file_charge && cd /mnt/scratch/file_charge")
     assert "timeout -s KILL 300 /tests/file_charge 2>&1" in cmd
     assert "exec" not in cmd  # the shell must turn SIGKILL into 137
-    assert ssh.console("it's") == "echo 'it'\"'\"'s' >/dev/console"
+    assert session.console("it's") == "echo 'it'\"'\"'s' >/dev/console"
 
 
 # --- the worker, against a fake guest -----------------------------------------------
@@ -246,23 +250,23 @@ class FakeGuest:
     def run(self, command, timeout=None, on_data=None, on_stderr=None):
         self.commands.append(command)
         if command.startswith("test -x /tests/"):
-            return ssh.Result(0 if command.split("/tests/")[1] in self.programs else 1, b"")
+            return client.Result(0 if command.split("/tests/")[1] in self.programs else 1, b"")
         for name, (out, rc) in self.programs.items():
             if f"/tests/{name} " in command:
                 if on_data:
                     for i in range(0, len(out), 7):  # arbitrary chunking
                         on_data(out[i:i + 7])
-                return ssh.Result(rc, out, error="" if rc is not None else "lost")
-        return ssh.Result(0, b"")
+                return client.Result(rc, out, error="" if rc is not None else "lost")
+        return client.Result(0, b"")
 
     def check(self, command, timeout=60):
         self.commands.append(command)
         return b""
 
 
-def _session(tmp_path: Path, tests: list[str]) -> ssh.SshSession:
-    keys = ssh.Keys(tmp_path / "id", "", tmp_path / "hk", "ssh-ed25519 AAAA")
-    return ssh.SshSession(40022, keys, tests, 60, tmp_path / "console.log",
+def _session(tmp_path: Path, tests: list[str]) -> session.SshSession:
+    keys = sshkeys.Keys(tmp_path / "id", "", tmp_path / "hk", "ssh-ed25519 AAAA")
+    return session.SshSession(40022, keys, tests, 60, tmp_path / "console.log",
                           tmp_path / "mon.sock", tmp_path / "files")
 
 
@@ -335,8 +339,8 @@ def test_harness_ssh_without_a_running_guest_says_how_to_start_one(tmp_path, mon
 
 
 def test_keys_directory_is_private(tmp_path):
-    if not ssh.DROPBEARKEY.exists():
+    if not sshkeys.DROPBEARKEY.exists():
         pytest.skip("dropbear-bin not installed")
-    ssh.make_keys(tmp_path / "k")
+    sshkeys.make_keys(tmp_path / "k")
     assert stat.S_IMODE((tmp_path / "k").stat().st_mode) == 0o700
     assert os.access(tmp_path / "k" / "id_ed25519", os.R_OK)

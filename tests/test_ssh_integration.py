@@ -14,10 +14,12 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, harness, qemu_processes, requires_kernel_tools
 
-from harness import ssh
+from harness.ssh import keys as sshkeys
+from harness.ssh import net, session
 
 pytestmark = [pytest.mark.integration, requires_kernel_tools(),
-              pytest.mark.skipif(not ssh.DROPBEAR.exists(), reason="dropbear-bin not installed")]
+              pytest.mark.skipif(not sshkeys.DROPBEAR.exists(),
+                                 reason="dropbear-bin not installed")]
 GUEST_FIXTURES = str(ROOT / "tests" / "guest-fixtures")
 
 
@@ -41,7 +43,7 @@ def _statuses(run) -> dict[str, str]:
 
 def _port_closed(port: int) -> bool:
     with socket.socket() as s:
-        return s.connect_ex((ssh.LOOPBACK, port)) != 0
+        return s.connect_ex((net.LOOPBACK, port)) != 0
 
 
 def test_smoke_over_ssh_matches_the_console_run(console_run, results_root):
@@ -58,7 +60,7 @@ def test_smoke_over_ssh_matches_the_console_run(console_run, results_root):
                                if n.startswith("guest/")}
     assert not data["splats"]
     console = (run.results / "console.log").read_text()
-    assert ssh.READY in console and "harness: guest tests done" in console
+    assert session.READY in console and "harness: guest tests done" in console
     assert "  # Subtest: smoke" in (run.results / "ssh-ktap.log").read_text()
     for arg in data["metadata"]["qemu"]["tcg" if "tcg" in data["metadata"]["qemu"]
                                         else "kvm"]:
@@ -91,6 +93,22 @@ def test_silent_test_over_ssh_times_out_in_the_guest_not_on_the_console(console_
     tests = _statuses(run)
     assert [s for n, s in tests.items() if n.startswith("guest/pass")] == ["PASS"], tests
     assert "not ok 1 hang # TIMEOUT after 15s" in (run.results / "ssh-ktap.log").read_text()
+
+
+def test_declared_flaky_failure_over_ssh_gets_one_retry(console_run, results_root):
+    # As on the console (test_integration.py): `flaky` fails beside `pass`, passes alone.
+    run = harness("test", "--no-series", "--guest-tests", GUEST_FIXTURES, "--tests",
+                  "flaky,pass", "--transport", "ssh", results_root=results_root)
+    assert run.returncode == 0, run.output
+    assert "running flaky once more" in run.output
+    assert "[FLAKY] passes_when_alone" in run.output
+    assert run.data["flaky"] == ["flaky/passes_when_alone"]
+    stages = run.data["stages"]
+    assert stages["retry"]["status"] == "done" and stages["ssh-retry"]["status"] == "pass"
+    assert "  # Subtest: flaky" in (run.results / "ssh-ktap-retry.log").read_text()
+    assert "not ok 1 flaky" in (run.results / "ssh-ktap.log").read_text()
+    assert (run.results / "console-retry.log").is_file()
+    assert not qemu_processes(run.results.name)
 
 
 def test_boot_ssh_then_harness_ssh_runs_a_command(console_run, results_root):

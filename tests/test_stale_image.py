@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import cli, run
+from harness import cli, pipeline, run
 from harness.errors import EXIT_OK, EXIT_USAGE
 from harness.kconfig import fragments_digest
 from harness.series import read_series
@@ -23,7 +23,7 @@ class Recorder:
         self.built: list[str] = []
         self.booted: list[Path] = []
         monkeypatch.setattr(run, "build_kernel", self.build)
-        monkeypatch.setattr(run, "test_kernel", self.test)
+        monkeypatch.setattr(pipeline, "test_kernel", self.test)
 
     def build(self, req: run.Request, rec) -> run.KernelImage:
         self.built.append(req.kernel)

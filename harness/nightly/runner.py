@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from harness import printer, reproduce, run
+from harness import pipeline, printer, reproduce, run
 from harness.errors import (
     EXIT_INFRA,
     EXIT_INTERRUPTED,
@@ -231,7 +231,7 @@ def run_cell(cell: Cell, matrix: Matrix, out: Path, opts: Options, retries: int,
 
     def build_and_test() -> int:
         image.append(run.build_kernel(req, rec))
-        return run.test_kernel(req, image[0], rec)
+        return pipeline.test_kernel(req, image[0], rec)
 
     try:
         if suite.kind == "bench":
@@ -251,7 +251,8 @@ def run_cell(cell: Cell, matrix: Matrix, out: Path, opts: Options, retries: int,
                                     if k in ("source", "series", "config", "build")}
             again.save()
             entry["attempts"].append({"dir": str(again.dir.relative_to(out))})
-            code, status, msg = _attempt(again, lambda a=again: run.test_kernel(req, image[0], a))
+            code, status, msg = _attempt(
+                again, lambda a=again: pipeline.test_kernel(req, image[0], a))
             entry["attempts"][-1].update(exit_code=code, status=status)
             final = again.data
             if code == EXIT_OK:
