@@ -1140,6 +1140,570 @@ TEST_F(io_uring, msg_ring_keeps_files_charged_once)
 	ASSERT_LE(labs(emptied - base), self->slack);
 }
 
+/* --- helpers for the tests at a limit below ------------------------- */
+
+/*
+ * A file of @size bytes in the cwd (the scratch ext2 on /dev/ram0), written
+ * from outside any test memcg and dropped from the page cache, so that the
+ * memcg that reads it holds its cache. Returns 1 if the cwd is tmpfs or
+ * ramfs (no page cache that reclaim can evict: the test skips or fails,
+ * see cache_file_missing()), -1 on an error.
+ */
+static int make_cache_file(char *name, size_t len, const char *prefix,
+			   long size)
+{
+	static char chunk[1 << 20];
+	struct statfs st;
+	long i;
+	int fd;
+
+	if (statfs(".", &st))
+		return -1;
+	if (st.f_type == TMPFS_MAGIC || st.f_type == RAMFS_MAGIC)
+		return 1;
+	/* relative: the workers and the teardown share our cwd */
+	snprintf(name, len, "%s_%d", prefix, getpid());
+	fd = open(name, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0)
+		return -1;
+	memset(chunk, 0x5a, sizeof(chunk));
+	for (i = 0; i < size / (long)sizeof(chunk); i++)
+		if (write(fd, chunk, sizeof(chunk)) != sizeof(chunk))
+			goto fail;
+	if (fsync(fd) || posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED))
+		goto fail;
+	close(fd);
+	return 0;
+fail:
+	close(fd);
+	return -1;
+}
+
+/* The skip (no ramdisk) or failure (cwd not on it) when there is no file. */
+#define CACHE_FILE_REQUIRED(file) do {					\
+	if (!(file)[0]) {						\
+		if (path_absent("/sys/block/ram0"))			\
+			SKIP(return, "no /sys/block/ram0: kernel built without CONFIG_BLK_DEV_RAM, no block filesystem for page cache"); \
+		ASSERT_NE(0, (file)[0])					\
+			TH_LOG("cwd is tmpfs, not ext2 on /dev/ram0: see the guest init's 'harness: /mnt/scratch' line"); \
+	}								\
+} while (0)
+
+/*
+ * memory.peak since now, through an fd of our own (6.12: a write to
+ * memory.peak resets the watermark that this fd reads; other readers keep
+ * theirs). Returns the fd, or -1.
+ */
+static int peak_fd_reset(const char *cg)
+{
+	char path[PATH_MAX + 16];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/memory.peak", cg);
+	fd = open(path, O_RDWR);
+	if (fd < 0)
+		return -1;
+	if (write(fd, "reset\n", 6) != 6) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static long peak_fd_read(int fd)
+{
+	char buf[64];
+	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+
+	if (n <= 0)
+		return -1;
+	buf[n] = 0;
+	return atol(buf);
+}
+
+/*
+ * How far above memory.max a v2 kernel may take usage, as its cover letter
+ * bounds it ("What does not hold"): forced charges of files that passed
+ * the check before the room ran out, "at most about one page per task
+ * between alloc_empty_file() and fd_install() (per-cpu objcg byte stocks
+ * included)". Vanilla charges at allocation and never goes above.
+ */
+#define OVERSHOOT_PER_TASK	((long)PAGE_SIZE)
+
+/*
+ * A worker that holds open files and runs one command per step, set by
+ * the test in val[HOLD_CMD] (and val[HOLD_ARG]) before the step.
+ */
+enum { HOLD_CMD = 8, HOLD_ARG, HOLD_HELD, HOLD_ERRNO };
+enum hold_cmd { HOLD_OPEN = 1, HOLD_READ, HOLD_CLOSE };
+#define HOLD_MAX_FILES	4096
+
+struct hold_arg {
+	const char *file;	/* what HOLD_READ reads through */
+};
+
+/*
+ * Step 1: fd table for HOLD_MAX_FILES, one warm-up open. Then per step:
+ * HOLD_OPEN opens HOLD_ARG more /dev/null fds (stopping at the first
+ * failure: HOLD_ERRNO), HOLD_READ reads the file once, HOLD_CLOSE closes
+ * all. HOLD_HELD: how many are open.
+ */
+static void hold_worker(struct worker *w)
+{
+	static int fds[HOLD_MAX_FILES];
+	struct hold_arg *a = w->arg;
+	int step, held = 0, fd, n;
+	ssize_t got;
+
+	if (prepare_fd_table(HOLD_MAX_FILES + 64))
+		worker_fail(w, "prepare");
+	memset(fds, 0, sizeof(fds));
+	memset(stream_buf, 0, sizeof(stream_buf));
+	close(open("/dev/null", O_RDONLY));
+	worker_done(w, 1);
+
+	for (step = 2; ; step++) {
+		worker_wait(w, step);
+		if (w->shm->go == INT_MAX)	/* worker_finish() */
+			return;
+		switch (w->shm->val[HOLD_CMD]) {
+		case HOLD_OPEN:
+			n = w->shm->val[HOLD_ARG];
+			if (held + n > HOLD_MAX_FILES)
+				worker_fail(w, "HOLD_OPEN: too many");
+			errno = 0;
+			held += open_many("/dev/null", O_RDONLY, fds + held, n);
+			w->shm->val[HOLD_ERRNO] = errno;
+			break;
+		case HOLD_READ:
+			fd = open(a->file, O_RDONLY);
+			if (fd < 0)
+				worker_fail(w, "open cache file");
+			while ((got = read(fd, stream_buf,
+					   sizeof(stream_buf))) > 0)
+				;
+			if (got < 0)
+				worker_fail(w, "read cache file");
+			close(fd);
+			break;
+		case HOLD_CLOSE:
+			close_many(fds, held);
+			held = 0;
+			break;
+		default:
+			return;
+		}
+		w->shm->val[HOLD_HELD] = held;
+		worker_done(w, step);
+	}
+}
+
+/* Run @cmd (@arg) as the worker's step @step; 0 if the step completed. */
+static int hold_step(struct worker *w, int step, enum hold_cmd cmd, long arg)
+{
+	w->shm->val[HOLD_CMD] = cmd;
+	w->shm->val[HOLD_ARG] = arg;
+	return worker_step(w, step);
+}
+
+/* --- a sibling that fills the limited parent ------------------------- */
+
+/*
+ * A parent memcg with memory.max and two children: A fills the parent to
+ * its limit, with page cache (streaming a file twice the limit) or with
+ * anonymous memory (the ballast of full_memcg); then B, which had plenty
+ * of room until then, opens NR_SIBLING_OPENS files and keeps them.
+ *
+ * Vanilla charges each file at its allocation: the charge reclaims in the
+ * parent's subtree (A's page cache), or, with nothing to reclaim, the
+ * parent's OOM killer takes A (oom_score_adj 1000), and every open()
+ * succeeds. With page cache to reclaim v2 must do the same (no OOM kill,
+ * every open() succeeds). With anonymous memory v2 may return ENOMEM
+ * instead of killing, as its cover letter states for "below memory.max
+ * (or an ancestor's)"; then no OOM kill may happen either.
+ *
+ * v2's check looks at B's own hint, which only B's charges set, not A's
+ * (issue 17 point 4): B's first open skips the check and its file is
+ * force-charged at fd_install(). The parent may go above memory.max by
+ * that much: OVERSHOOT_PER_TASK for B's one opener.
+ *
+ * After B closes its files, B's slab is back where it was (stock slack);
+ * while they are open B holds one struct file's charge per file.
+ */
+#define NR_SIBLING_OPENS	2000
+#define SIBLING_OPENERS		1
+
+FIXTURE(sibling) {
+	char parent[PATH_MAX];
+	char a[PATH_MAX];
+	char b[PATH_MAX];
+	char file[PATH_MAX];
+};
+
+FIXTURE_VARIANT(sibling) {
+	bool page_cache;	/* A fills with page cache, else anon */
+};
+
+FIXTURE_VARIANT_ADD(sibling, page_cache) { .page_cache = true };
+FIXTURE_VARIANT_ADD(sibling, anon) { .page_cache = false };
+
+FIXTURE_SETUP(sibling)
+{
+	ASSERT_EQ(0, pin_to_this_cpu());
+	enable_memory_controller(CGROUP_ROOT);
+	ASSERT_EQ(0, make_cgroup(self->parent, sizeof(self->parent), NULL,
+				 "file_charge_scope_sib"));
+	ASSERT_EQ(0, enable_memory_controller(self->parent));
+	ASSERT_EQ(0, make_cgroup(self->a, sizeof(self->a), self->parent, "a"));
+	ASSERT_EQ(0, make_cgroup(self->b, sizeof(self->b), self->parent, "b"));
+	if (variant->page_cache)
+		ASSERT_GE(1, make_cache_file(self->file, sizeof(self->file),
+					     "sibling", STREAM_FILE_SIZE));
+}
+
+FIXTURE_TEARDOWN_PARENT(sibling)
+{
+	remove_cgroup(self->a);
+	remove_cgroup(self->b);
+	remove_cgroup(self->parent);
+	if (self->file[0])
+		unlink(self->file);
+}
+
+TEST_F(sibling, filling_sibling_leaves_opens_as_vanilla)
+{
+	long oom_kills, max_events, room, cache, base, opened, closed;
+	long peak_over, lo, hi, bound = SIBLING_OPENERS * OVERSHOOT_PER_TASK;
+	long slack = stat_slack(), held, err;
+	struct worker filler, opener;
+	struct hold_arg harg = { 0 };
+	int peak_fd;
+
+	if (variant->page_cache)
+		CACHE_FILE_REQUIRED(self->file);
+	file_charge_bounds(&lo, &hi);
+	ASSERT_EQ(0, worker_start(&opener, self->b, hold_worker, &harg));
+	ASSERT_STEP(&opener, 1);
+	if (variant->page_cache) {
+		ASSERT_EQ(0, worker_start(&filler, self->a, stream_worker,
+					  self->file));
+		ASSERT_STEP(&filler, 1);
+		ASSERT_EQ(0, cg_write_numeric(self->parent, "memory.max",
+				cg_read_long(self->parent, "memory.current") +
+				STREAM_LIMIT));
+		ASSERT_STEP(&filler, 2);
+		ASSERT_EQ(0, set_room(self->parent, 0));
+	} else {
+		ASSERT_EQ(0, worker_start(&filler, self->a, ballast_worker,
+					  NULL));
+		ASSERT_STEP(&filler, 1);
+		ASSERT_EQ(0, set_room(self->parent, FILL_ROOM_PAGES));
+		ASSERT_STEP(&filler, 2);
+		ASSERT_EQ(0, set_room(self->parent, 0));
+	}
+	room = room_bytes(self->parent);
+	cache = memcg_stat(self->a, "file ");
+	oom_kills = memcg_event(self->parent, "oom_kill ");
+	max_events = memcg_event(self->parent, "max ");
+	base = slab_unreclaimable(self->b);
+	peak_fd = peak_fd_reset(self->parent);
+	ASSERT_LE(0, peak_fd);
+
+	ASSERT_EQ(0, hold_step(&opener, 2, HOLD_OPEN, NR_SIBLING_OPENS))
+		TH_LOG("opener %s", worker_end(&opener));
+	held = opener.shm->val[HOLD_HELD];
+	err = opener.shm->val[HOLD_ERRNO];
+	peak_over = peak_fd_read(peak_fd) - cg_read_long(self->parent,
+							  "memory.max");
+	close(peak_fd);
+	opened = slab_unreclaimable(self->b);
+	ASSERT_EQ(0, hold_step(&opener, 3, HOLD_CLOSE, 0));
+	closed = slab_settle(self->b, base, slack);
+
+	ksft_print_msg("parent room before: %ld bytes; A's page cache %ld bytes, A %s\n",
+		       room, cache, worker_alive(&filler) ? "alive" :
+		       worker_end(&filler));
+	ksft_print_msg("B opened %ld of %d (%s); parent memory.events max +%ld, oom_kill %ld -> %ld\n",
+		       held, NR_SIBLING_OPENS, held < NR_SIBLING_OPENS ?
+		       strerror(err) : "all", memcg_event(self->parent, "max ") -
+		       max_events, oom_kills,
+		       memcg_event(self->parent, "oom_kill "));
+	ksft_print_msg("parent memory.peak - memory.max: %ld (bound %ld); B slab per file %ld (%ld..%ld), closed - base %ld (slack %ld)\n",
+		       peak_over, bound, held ? (opened - base) / held : 0,
+		       lo, hi, closed - base, slack);
+	worker_kill(&filler);
+	worker_finish(&opener);
+
+	ASSERT_LE(room, FULL_ROOM_MAX) TH_LOG("the parent was not full");
+	if (variant->page_cache) {
+		ASSERT_GE(cache, STREAM_LIMIT / 2)
+			TH_LOG("the parent is not full of A's page cache");
+		ASSERT_EQ(NR_SIBLING_OPENS, held)
+			TH_LOG("open() failed: %s", strerror(err));
+		ASSERT_EQ(oom_kills, memcg_event(self->parent, "oom_kill "));
+	} else if (held < NR_SIBLING_OPENS) {
+		ASSERT_EQ(ENOMEM, err) TH_LOG("open() failed: %s", strerror(err));
+		ASSERT_EQ(oom_kills, memcg_event(self->parent, "oom_kill "))
+			TH_LOG("open() failed with ENOMEM and an OOM kill");
+	}
+	ASSERT_LE(peak_over, bound);
+	if (held == NR_SIBLING_OPENS) {
+		ASSERT_GE((opened - base) / held, lo);
+		ASSERT_LE((opened - base) / held, hi);
+	}
+	ASSERT_LE(labs(closed - base), slack);
+}
+
+/* --- memory.max lowered below memory.current --------------------------- */
+
+/*
+ * A memcg holding NR_HELD_FILES open files and the page cache of a
+ * LOWERED_CACHE_SIZE file, far from its memory.max, which is then set
+ * LOWER_BY below memory.current: the write reclaims page cache until usage
+ * fits. The next NR_MORE_FILES open()s find the memcg at its new limit and
+ * behave as on vanilla: reclaim evicts more of the cache, every open()
+ * succeeds, no OOM kill. v2's hint, set by the memcg's own charges only,
+ * was clear before the write (its cover letter: "the same holds ... for a
+ * lowered memory.max: the hint is set by the memcg's next charge that does
+ * not fit, at the latest by the forced charge of the next object"): usage
+ * may go above the new memory.max by OVERSHOOT_PER_TASK (one opener).
+ * Closing every file leaves slab_unreclaimable where it was before the
+ * first open (stock slack): no charge is lost or left behind.
+ */
+#define NR_HELD_FILES		2000
+#define NR_MORE_FILES		2000
+#define LOWERED_CACHE_SIZE	(4L << 20)
+#define LOWERED_HEADROOM	(16L << 20)
+#define LOWER_BY		(1L << 20)
+
+FIXTURE(max_lowered) {
+	char cg[PATH_MAX];
+	char file[PATH_MAX];
+};
+
+FIXTURE_SETUP(max_lowered)
+{
+	ASSERT_EQ(0, pin_to_this_cpu());
+	enable_memory_controller(CGROUP_ROOT);
+	ASSERT_EQ(0, make_cgroup(self->cg, sizeof(self->cg), NULL,
+				 "file_charge_scope_lowered"));
+	ASSERT_GE(1, make_cache_file(self->file, sizeof(self->file), "lowered",
+				     LOWERED_CACHE_SIZE));
+}
+
+FIXTURE_TEARDOWN_PARENT(max_lowered)
+{
+	remove_cgroup(self->cg);
+	if (self->file[0])
+		unlink(self->file);
+}
+
+TEST_F(max_lowered, opens_reclaim_and_charges_stay_exact)
+{
+	long base, held_slab, cur_before, max, cache_before, cache_after;
+	long oom_kills, peak_over, opened, closed, lo, hi, err, held;
+	long slack = stat_slack();
+	struct hold_arg harg = { .file = self->file };
+	struct worker w;
+	int peak_fd;
+
+	CACHE_FILE_REQUIRED(self->file);
+	file_charge_bounds(&lo, &hi);
+	ASSERT_EQ(0, worker_start(&w, self->cg, hold_worker, &harg));
+	ASSERT_STEP(&w, 1);
+	ASSERT_EQ(0, cg_write_numeric(self->cg, "memory.max",
+				      cg_read_long(self->cg, "memory.current") +
+				      LOWERED_HEADROOM));
+	base = slab_unreclaimable(self->cg);
+	ASSERT_EQ(0, hold_step(&w, 2, HOLD_OPEN, NR_HELD_FILES));
+	ASSERT_EQ(NR_HELD_FILES, w.shm->val[HOLD_HELD]);
+	held_slab = slab_unreclaimable(self->cg);
+	ASSERT_EQ(0, hold_step(&w, 3, HOLD_READ, 0));
+
+	usleep(200000);
+	cur_before = cg_read_long(self->cg, "memory.current");
+	cache_before = memcg_stat(self->cg, "file ");
+	oom_kills = memcg_event(self->cg, "oom_kill ");
+	ASSERT_EQ(0, cg_write_numeric(self->cg, "memory.max",
+				      cur_before - LOWER_BY));
+	max = cg_read_long(self->cg, "memory.max");
+	cache_after = memcg_stat(self->cg, "file ");
+	peak_fd = peak_fd_reset(self->cg);
+	ASSERT_LE(0, peak_fd);
+
+	ASSERT_EQ(0, hold_step(&w, 4, HOLD_OPEN, NR_MORE_FILES))
+		TH_LOG("worker %s", worker_end(&w));
+	err = w.shm->val[HOLD_ERRNO];
+	held = w.shm->val[HOLD_HELD];
+	opened = slab_unreclaimable(self->cg);
+	peak_over = peak_fd_read(peak_fd) - max;
+	close(peak_fd);
+	ksft_print_msg("memory.current %ld, memory.max lowered to %ld; page cache %ld -> %ld bytes by the write\n",
+		       cur_before, max, cache_before, cache_after);
+	ksft_print_msg("then %ld of %d more opens (%s); page cache %ld; oom_kill %ld -> %ld; memory.peak - memory.max %ld (bound %ld)\n",
+		       held - NR_HELD_FILES, NR_MORE_FILES,
+		       held < NR_HELD_FILES + NR_MORE_FILES ?
+		       strerror(err) : "all", memcg_stat(self->cg, "file "),
+		       oom_kills, memcg_event(self->cg, "oom_kill "), peak_over,
+		       SIBLING_OPENERS * OVERSHOOT_PER_TASK);
+	ASSERT_EQ(0, hold_step(&w, 5, HOLD_CLOSE, 0));
+	closed = slab_settle(self->cg, base, slack);
+	ksft_print_msg("slab per file: first %ld, after lowering %ld (%ld..%ld); all closed - base %ld (slack %ld)\n",
+		       (held_slab - base) / NR_HELD_FILES,
+		       (opened - held_slab) / NR_MORE_FILES, lo, hi,
+		       closed - base, slack);
+	worker_finish(&w);
+
+	ASSERT_GE(cache_after, LOWERED_CACHE_SIZE / 2)
+		TH_LOG("too little page cache left to reclaim");
+	ASSERT_EQ(NR_HELD_FILES + NR_MORE_FILES, held)
+		TH_LOG("open() failed: %s", strerror(err));
+	ASSERT_EQ(oom_kills, memcg_event(self->cg, "oom_kill "));
+	ASSERT_LE(peak_over, SIBLING_OPENERS * OVERSHOOT_PER_TASK);
+	ASSERT_GE((opened - held_slab) / NR_MORE_FILES, lo);
+	ASSERT_LE((opened - held_slab) / NR_MORE_FILES, hi);
+	ASSERT_LE(labs(closed - base), slack);
+}
+
+/* --- an open() of a FIFO blocked while the memcg fills --------------- */
+
+/*
+ * NR_FIFO_OPENERS tasks open a FIFO for reading; with no writer, each
+ * open() blocks in fifo_open(), after alloc_empty_file() (v2's check,
+ * passed: the memcg has room) and before fd_install() (v2's charge).
+ * Then the ballast fills the memcg to memory.max (no room, nothing
+ * reclaimable), and a writer (the test, outside the memcg) arrives.
+ *
+ * Every open() completes, on both kernels. Vanilla charged the files
+ * before the memcg filled: usage stays at memory.max. v2 charges them now,
+ * forced: usage may go above memory.max, by the cover letter's bound of
+ * OVERSHOOT_PER_TASK per task waiting between the two points. The time a
+ * task may wait there is not bounded (the cover letter says "when many
+ * tasks pass the check at the same time"); the bound is on the bytes.
+ * After the files are closed, the memcg's slab is back where it was.
+ */
+#define NR_FIFO_OPENERS		16
+#define BLOCKED_TIMEOUT_MS	10000
+
+struct fifo_arg {
+	char path[PATH_MAX];
+};
+
+/* Step 1: ready. 2: open the FIFO (blocks until a writer). 3: close. */
+static void fifo_worker(struct worker *w)
+{
+	struct fifo_arg *a = w->arg;
+	int fd;
+
+	if (prepare_fd_table(64))
+		worker_fail(w, "prepare");
+	worker_done(w, 1);
+
+	worker_wait(w, 2);
+	fd = open(a->path, O_RDONLY);
+	if (fd < 0)
+		worker_fail(w, "open FIFO");
+	worker_done(w, 2);
+
+	worker_wait(w, 3);
+	close(fd);
+	worker_done(w, 3);
+	worker_wait(w, 4);
+}
+
+/* Whether @pid sleeps in openat() (/proc/PID/syscall: "257 ..."). */
+static bool blocked_in_openat(pid_t pid)
+{
+	char path[64], buf[256];
+
+	snprintf(path, sizeof(path), "/proc/%d/syscall", pid);
+	if (read_text(path, buf, sizeof(buf)) <= 0)
+		return false;
+	return atol(buf) == __NR_openat;
+}
+
+FIXTURE(fifo_open) {
+	char cg[PATH_MAX];
+	struct fifo_arg arg;
+};
+
+FIXTURE_SETUP(fifo_open)
+{
+	ASSERT_EQ(0, pin_to_this_cpu());
+	enable_memory_controller(CGROUP_ROOT);
+	ASSERT_EQ(0, make_cgroup(self->cg, sizeof(self->cg), NULL,
+				 "file_charge_scope_fifo"));
+	snprintf(self->arg.path, sizeof(self->arg.path), "fifo_%d", getpid());
+	ASSERT_EQ(0, mkfifo(self->arg.path, 0600));
+}
+
+FIXTURE_TEARDOWN_PARENT(fifo_open)
+{
+	remove_cgroup(self->cg);
+	unlink(self->arg.path);
+}
+
+TEST_F(fifo_open, completes_after_fill_within_bound)
+{
+	long bound = NR_FIFO_OPENERS * OVERSHOOT_PER_TASK;
+	long room, base, max, peak_over, current_over, closed;
+	long slack = stat_slack(), deadline;
+	struct worker ballast, openers[NR_FIFO_OPENERS];
+	int i, blocked, completed = 0, writer, peak_fd;
+
+	ASSERT_EQ(0, worker_start(&ballast, self->cg, ballast_worker, NULL));
+	ASSERT_STEP(&ballast, 1);
+	for (i = 0; i < NR_FIFO_OPENERS; i++) {
+		ASSERT_EQ(0, worker_start(&openers[i], self->cg, fifo_worker,
+					  &self->arg));
+		ASSERT_STEP(&openers[i], 1);
+	}
+	base = slab_unreclaimable(self->cg);
+	for (i = 0; i < NR_FIFO_OPENERS; i++)
+		__atomic_store_n(&openers[i].shm->go, 2, __ATOMIC_RELEASE);
+	deadline = now_ms() + BLOCKED_TIMEOUT_MS;
+	do {
+		usleep(20000);
+		for (i = 0, blocked = 0; i < NR_FIFO_OPENERS; i++)
+			blocked += blocked_in_openat(openers[i].pid);
+	} while (blocked < NR_FIFO_OPENERS && now_ms() < deadline);
+
+	ASSERT_EQ(0, set_room(self->cg, FILL_ROOM_PAGES));
+	ASSERT_STEP(&ballast, 2);
+	ASSERT_EQ(0, set_room(self->cg, 0));
+	room = room_bytes(self->cg);
+	max = cg_read_long(self->cg, "memory.max");
+	peak_fd = peak_fd_reset(self->cg);
+	ASSERT_LE(0, peak_fd);
+
+	writer = open(self->arg.path, O_WRONLY);
+	ASSERT_LE(0, writer);
+	for (i = 0; i < NR_FIFO_OPENERS; i++)
+		completed += !worker_step(&openers[i], 2);
+	peak_over = peak_fd_read(peak_fd) - max;
+	current_over = cg_read_long(self->cg, "memory.current") - max;
+	close(peak_fd);
+	close(writer);
+	for (i = 0; i < NR_FIFO_OPENERS; i++)
+		worker_step(&openers[i], 3);
+	closed = slab_settle(self->cg, base, slack);
+	ksft_print_msg("%d of %d openers blocked in openat() before the fill; room then %ld bytes\n",
+		       blocked, NR_FIFO_OPENERS, room);
+	ksft_print_msg("%d opens completed; memory.peak - memory.max %ld, memory.current - memory.max %ld (bound %ld); oom_kill %ld; slab closed - base %ld (slack %ld)\n",
+		       completed, peak_over, current_over, bound,
+		       memcg_event(self->cg, "oom_kill "), closed - base, slack);
+	worker_kill(&ballast);
+	for (i = 0; i < NR_FIFO_OPENERS; i++)
+		worker_finish(&openers[i]);
+
+	ASSERT_EQ(NR_FIFO_OPENERS, blocked)
+		TH_LOG("openers not blocked in openat() (see /proc/PID/syscall)");
+	ASSERT_LE(room, FULL_ROOM_MAX) TH_LOG("the memcg was not full");
+	ASSERT_EQ(NR_FIFO_OPENERS, completed);
+	ASSERT_LE(peak_over, bound);
+	ASSERT_LE(labs(closed - base), slack);
+}
+
 /*
  * The harness's main, and the exit of the image full_memcg.execve execs
  * (see EXEC_CHILD_ENV).
