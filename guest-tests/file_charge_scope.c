@@ -24,10 +24,13 @@
 #define _GNU_SOURCE
 #include <linux/io_uring.h>
 #include <mqueue.h>
+#include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <sys/mount.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 
 #include "kselftest_harness.h"
 #include "common.h"
@@ -38,6 +41,9 @@
 
 #ifndef __NR_pidfd_open
 #define __NR_pidfd_open 434
+#endif
+#ifndef __NR_pidfd_getfd
+#define __NR_pidfd_getfd 438
 #endif
 
 /* Bounds for one struct file's charge, as in file_charge.c. */
@@ -1704,6 +1710,365 @@ TEST_F(fifo_open, completes_after_fill_within_bound)
 	ASSERT_LE(labs(closed - base), slack);
 }
 
+/* --- exec-time fd revocation by an LSM (AppArmor) ---------------------- */
+
+/*
+ * At exec into a profile, AppArmor checks every inherited fd against it and
+ * points the ones it denies at a null file of its own: one dentry_open() of
+ * that file, then replace_fd() for each denied fd (aa_inherit_files()), not
+ * fd_install(). The policy (apparmor/revoke.profile) confines programs
+ * exec'd from a file named REVOKE_CHILD_NAME and denies them the files
+ * named fcs_revoked_*.
+ *
+ * A launcher in memcg "exec" runs NR_REVOKED such programs, each inheriting
+ * an fd of a denied file at REVOKED_FD; each reports whether that fd now
+ * shows AppArmor's null file (a character device 1:3). Two threads of a
+ * receiver in memcg "recv" take each revoked file at once with
+ * pidfd_getfd() and keep it, and the program is killed. Vanilla charged
+ * each null file once, at its allocation, to the exec'ing task's memcg:
+ * "exec" holds one struct file's charge per file while "recv" holds them,
+ * "recv" none (stock slack); when "recv" closes them, both are back where
+ * they were, and both memcgs are freed after rmdir (their parent's
+ * nr_dying_descendants back to 0). v2 allocates the null file pending and
+ * never installs it: the first fd_install(), here the receiver's, charges
+ * it to the receiver's memcg, and two installers at once may charge it
+ * twice (issue 17 point 1).
+ */
+#include "apparmor/revoke_policy.h"
+
+#define REVOKE_CHILD_ENV	"FILE_CHARGE_SCOPE_REVOKE_CHILD"
+#define REVOKE_CHILD_NAME	"fcs_revoke_child"
+#define REVOKED_NAME		"fcs_revoked_target"
+#define REVOKE_PROFILE		"file_charge_scope_revoke"
+#define SECURITYFS		"/sys/kernel/security"
+#define AA_DIR			SECURITYFS "/apparmor"
+/* The fds the exec'd program inherits: the denied file, the report pipe. */
+#define REVOKED_FD		3
+#define REPORT_FD		4
+#define NR_REVOKED		200
+#define REPORT_TIMEOUT_MS	30000
+
+/* The exec'd program: report 'r' if REVOKED_FD was revoked, then wait. */
+static int revoke_child(void)
+{
+	struct stat st;
+	char r = 'n';
+
+	if (!fstat(REVOKED_FD, &st) && S_ISCHR(st.st_mode) &&
+	    st.st_rdev == makedev(1, 3))
+		r = 'r';
+	if (write(REPORT_FD, &r, 1) != 1)
+		return 1;
+	close(REPORT_FD);
+	for (;;)
+		pause();	/* the launcher kills us */
+}
+
+enum { REV_PID, REV_REPORT, REV_RECEIVED, REV_ERRNO };
+
+/*
+ * Launcher, in "exec". Step 1: REVOKED_FD open on the denied file. Steps
+ * 2..NR_REVOKED + 1: kill the previous program, fork and exec the next
+ * one, REV_PID its pid and REV_REPORT its report ('r', 'n', 0 if none).
+ * Step NR_REVOKED + 2: kill the last one.
+ */
+static void launcher_worker(struct worker *w)
+{
+	char *const argv[] = { REVOKE_CHILD_NAME, NULL };
+	char *const envp[] = { REVOKE_CHILD_ENV "=1", NULL };
+	pid_t prev = 0;
+	int fd, wfd, step, p[2];
+	struct pollfd pfd;
+	char r;
+
+	fd = open(REVOKED_NAME, O_RDWR);
+	if (fd < 0 || dup2(fd, REVOKED_FD) != REVOKED_FD)
+		worker_fail(w, "open " REVOKED_NAME);
+	if (fd != REVOKED_FD)
+		close(fd);
+	worker_done(w, 1);
+
+	for (step = 2; ; step++) {
+		worker_wait(w, step);
+		if (prev > 0) {
+			kill(prev, SIGKILL);
+			waitpid(prev, NULL, 0);
+			prev = 0;
+		}
+		if (step > NR_REVOKED + 1)
+			break;
+		if (pipe(p))
+			worker_fail(w, "pipe");
+		prev = fork();
+		if (prev < 0)
+			worker_fail(w, "fork");
+		if (!prev) {
+			/* either end of the pipe may be REPORT_FD already */
+			wfd = fcntl(p[1], F_DUPFD, REPORT_FD + 1);
+			close(p[0]);
+			close(p[1]);
+			if (wfd < 0 || dup2(wfd, REPORT_FD) != REPORT_FD)
+				_exit(1);
+			close(wfd);
+			execve("./" REVOKE_CHILD_NAME, argv, envp);
+			_exit(1);
+		}
+		close(p[1]);
+		pfd = (struct pollfd){ .fd = p[0], .events = POLLIN };
+		r = 0;
+		if (poll(&pfd, 1, REPORT_TIMEOUT_MS) == 1 && read(p[0], &r, 1) != 1)
+			r = 0;
+		close(p[0]);
+		w->shm->val[REV_PID] = prev;
+		w->shm->val[REV_REPORT] = r;
+		worker_done(w, step);
+	}
+	worker_done(w, step);
+	worker_wait(w, step + 1);
+}
+
+/* The receiver's second thread: pidfd_getfd() when told, like the first. */
+static struct {
+	volatile int pidfd, round, done;
+	volatile int fd;
+} recv_peer;
+
+static void *recv_peer_thread(void *arg)
+{
+	int round;
+
+	for (round = 1; ; round++) {
+		while (__atomic_load_n(&recv_peer.round, __ATOMIC_ACQUIRE) <
+		       round)
+			;
+		if (recv_peer.pidfd < 0)
+			return NULL;
+		recv_peer.fd = syscall(__NR_pidfd_getfd, recv_peer.pidfd,
+				       REVOKED_FD, 0);
+		__atomic_store_n(&recv_peer.done, round, __ATOMIC_RELEASE);
+	}
+}
+
+/*
+ * Receiver, in "recv". Step 1: fd table, second thread. Steps 2..
+ * NR_REVOKED + 1: both threads take REVOKED_FD of the program REV_PID
+ * (val of the test) at once and keep it; REV_RECEIVED counts the fds,
+ * REV_ERRNO the first failure. Step NR_REVOKED + 2: close them all.
+ */
+static void receiver_worker(struct worker *w)
+{
+	static int fds[2 * NR_REVOKED];
+	int step, pidfd, fd, n = 0;
+	pthread_t peer;
+
+	if (prepare_fd_table(2 * NR_REVOKED + 64))
+		worker_fail(w, "prepare");
+	memset(fds, 0, sizeof(fds));
+	if (pthread_create(&peer, NULL, recv_peer_thread, NULL))
+		worker_fail(w, "pthread_create");
+	/* a first round on our own pidfd: the thread's stack is faulted in */
+	recv_peer.pidfd = syscall(__NR_pidfd_open, getpid(), 0);
+	__atomic_store_n(&recv_peer.round, 1, __ATOMIC_RELEASE);
+	while (__atomic_load_n(&recv_peer.done, __ATOMIC_ACQUIRE) < 1)
+		;
+	close(recv_peer.fd);
+	close(recv_peer.pidfd);
+	worker_done(w, 1);
+
+	for (step = 2; step <= NR_REVOKED + 1; step++) {
+		worker_wait(w, step);
+		pidfd = syscall(__NR_pidfd_open, (pid_t)w->shm->val[REV_PID], 0);
+		if (pidfd < 0)
+			worker_fail(w, "pidfd_open");
+		recv_peer.pidfd = pidfd;
+		__atomic_store_n(&recv_peer.round, step, __ATOMIC_RELEASE);
+		fd = syscall(__NR_pidfd_getfd, pidfd, REVOKED_FD, 0);
+		while (__atomic_load_n(&recv_peer.done, __ATOMIC_ACQUIRE) < step)
+			;
+		if ((fd < 0 || recv_peer.fd < 0) && !w->shm->val[REV_ERRNO])
+			w->shm->val[REV_ERRNO] = errno ? errno : -1;
+		if (fd >= 0)
+			fds[n++] = fd;
+		if (recv_peer.fd >= 0)
+			fds[n++] = recv_peer.fd;
+		close(pidfd);
+		w->shm->val[REV_RECEIVED] = n;
+		worker_done(w, step);
+	}
+	worker_wait(w, step);
+	recv_peer.pidfd = -1;
+	__atomic_store_n(&recv_peer.round, step, __ATOMIC_RELEASE);
+	pthread_join(peer, NULL);
+	close_many(fds, n);
+	worker_done(w, step);
+	worker_wait(w, step + 1);
+}
+
+/* Copy this program to @to (mode 0755): what the profile attaches to. */
+static int copy_self(const char *to)
+{
+	char buf[64 << 10];
+	int in, out, ret = -1;
+	ssize_t n;
+
+	in = open("/proc/self/exe", O_RDONLY);
+	out = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0755);
+	if (in < 0 || out < 0)
+		goto out;
+	while ((n = read(in, buf, sizeof(buf))) > 0)
+		if (write(out, buf, n) != n)
+			goto out;
+	ret = n < 0 ? -1 : 0;
+out:
+	if (in >= 0)
+		close(in);
+	if (out >= 0)
+		close(out);
+	return ret;
+}
+
+/*
+ * securityfs mounted at SECURITYFS: 0, or 1 when the kernel has none (no
+ * mount point: securityfs_init() makes it; no CONFIG_SECURITYFS), -1 on
+ * another error.
+ */
+static int mount_securityfs(void)
+{
+	if (path_absent(SECURITYFS))
+		return 1;
+	if (!access(SECURITYFS "/lsm", F_OK))
+		return 0;
+	if (!mount("securityfs", SECURITYFS, "securityfs", 0, NULL))
+		return 0;
+	return errno == ENODEV ? 1 : -1;
+}
+
+static int write_policy(const char *file, const void *buf, size_t len)
+{
+	int fd = open(file, O_WRONLY);
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	n = write(fd, buf, len);
+	close(fd);
+	return n == (ssize_t)len ? 0 : -1;
+}
+
+FIXTURE(lsm_revoke) {
+	char parent[PATH_MAX];
+	char exec_cg[PATH_MAX];
+	char recv_cg[PATH_MAX];
+	bool loaded;
+};
+
+FIXTURE_SETUP(lsm_revoke)
+{
+	int fd;
+
+	enable_memory_controller(CGROUP_ROOT);
+	ASSERT_EQ(0, make_cgroup(self->parent, sizeof(self->parent), NULL,
+				 "file_charge_scope_revoke"));
+	ASSERT_EQ(0, enable_memory_controller(self->parent));
+	ASSERT_EQ(0, make_cgroup(self->exec_cg, sizeof(self->exec_cg),
+				 self->parent, "exec"));
+	ASSERT_EQ(0, make_cgroup(self->recv_cg, sizeof(self->recv_cg),
+				 self->parent, "recv"));
+	/* relative: the launcher and the teardown share our cwd */
+	ASSERT_EQ(0, copy_self(REVOKE_CHILD_NAME));
+	fd = open(REVOKED_NAME, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	ASSERT_LE(0, fd);
+	close(fd);
+}
+
+FIXTURE_TEARDOWN_PARENT(lsm_revoke)
+{
+	remove_cgroup(self->exec_cg);
+	remove_cgroup(self->recv_cg);
+	remove_cgroup(self->parent);
+	if (self->loaded)
+		write_str(AA_DIR "/.remove", REVOKE_PROFILE);
+	unlink(REVOKE_CHILD_NAME);
+	unlink(REVOKED_NAME);
+}
+
+TEST_F(lsm_revoke, revoked_fd_charged_once_to_exec_memcg)
+{
+	long lo, hi, slack = stat_slack();
+	long exec_base, recv_base, exec_held, recv_held, exec_closed;
+	long recv_closed, dying = -1;
+	struct worker launcher, receiver;
+	int i, revoked = 0, reported = 0, mounted;
+
+	mounted = mount_securityfs();
+	if (mounted == 1)
+		SKIP(return, "no " SECURITYFS " (ENOENT): kernel built without CONFIG_SECURITYFS, no LSM policy to load");
+	ASSERT_EQ(0, mounted) TH_LOG("mount securityfs: %s", strerror(errno));
+	if (path_absent(AA_DIR))
+		SKIP(return, "no " AA_DIR ": AppArmor not built in or not enabled (see " SECURITYFS "/lsm)");
+	ASSERT_EQ(0, write_policy(AA_DIR "/.replace", revoke_policy,
+				  sizeof(revoke_policy)))
+		TH_LOG("loading the policy: %s", strerror(errno));
+	self->loaded = true;
+	file_charge_bounds(&lo, &hi);
+
+	ASSERT_EQ(0, worker_start(&launcher, self->exec_cg, launcher_worker,
+				  NULL));
+	ASSERT_STEP(&launcher, 1);
+	ASSERT_EQ(0, worker_start(&receiver, self->recv_cg, receiver_worker,
+				  NULL));
+	ASSERT_STEP(&receiver, 1);
+	exec_base = slab_unreclaimable(self->exec_cg);
+	recv_base = slab_unreclaimable(self->recv_cg);
+
+	for (i = 0; i < NR_REVOKED; i++) {
+		ASSERT_STEP(&launcher, i + 2);
+		reported += launcher.shm->val[REV_REPORT] != 0;
+		revoked += launcher.shm->val[REV_REPORT] == 'r';
+		receiver.shm->val[REV_PID] = launcher.shm->val[REV_PID];
+		ASSERT_STEP(&receiver, i + 2);
+	}
+	/* the last program killed; the exited ones' memory freed */
+	ASSERT_STEP(&launcher, NR_REVOKED + 2);
+	exec_held = slab_settle_between(self->exec_cg, exec_base + NR_REVOKED * lo,
+					exec_base + NR_REVOKED * hi);
+	recv_held = slab_unreclaimable(self->recv_cg);
+	ASSERT_STEP(&receiver, NR_REVOKED + 2);
+	exec_closed = slab_settle(self->exec_cg, exec_base, slack);
+	recv_closed = slab_settle(self->recv_cg, recv_base, slack);
+	ksft_print_msg("%d of %d programs reported, %d saw their fd revoked; receiver holds %ld fds (first error %s)\n",
+		       reported, NR_REVOKED, revoked,
+		       receiver.shm->val[REV_RECEIVED],
+		       strerror(receiver.shm->val[REV_ERRNO]));
+	ksft_print_msg("per revoked file: exec memcg %ld bytes, receiver memcg %ld (%ld..%ld in exec, 0 in recv)\n",
+		       (exec_held - exec_base) / NR_REVOKED,
+		       (recv_held - recv_base) / NR_REVOKED, lo, hi);
+	ksft_print_msg("after the receiver closed them: exec - base %ld, recv - base %ld (slack %ld)\n",
+		       exec_closed - exec_base, recv_closed - recv_base, slack);
+	worker_finish(&launcher);
+	worker_finish(&receiver);
+	if (!remove_cgroup(self->exec_cg) && !remove_cgroup(self->recv_cg)) {
+		long deadline = now_ms() + SETTLE_TIMEOUT_MS;
+
+		do {
+			usleep(20000);
+			dying = cg_read_key_long(self->parent, "cgroup.stat",
+						 "nr_dying_descendants ");
+		} while (dying != 0 && now_ms() < deadline);
+	}
+	ksft_print_msg("parent's nr_dying_descendants after rmdir: %ld\n", dying);
+
+	ASSERT_EQ(NR_REVOKED, revoked) TH_LOG("the policy did not revoke the fds");
+	ASSERT_EQ(2 * NR_REVOKED, receiver.shm->val[REV_RECEIVED]);
+	ASSERT_LE(labs(recv_held - recv_base), slack)
+		TH_LOG("the receiver's memcg was charged for files it received");
+	ASSERT_GE((exec_held - exec_base) / NR_REVOKED, lo);
+	ASSERT_LE((exec_held - exec_base) / NR_REVOKED, hi);
+	ASSERT_LE(labs(exec_closed - exec_base), slack);
+	ASSERT_LE(labs(recv_closed - recv_base), slack);
+	ASSERT_EQ(0, dying) TH_LOG("a memcg was not freed after rmdir");
+}
+
 /*
  * The harness's main, and the exit of the image full_memcg.execve execs
  * (see EXEC_CHILD_ENV).
@@ -1712,5 +2077,7 @@ int main(int argc, char **argv)
 {
 	if (getenv(EXEC_CHILD_ENV))
 		return EXEC_CHILD_STATUS;
+	if (getenv(REVOKE_CHILD_ENV))
+		return revoke_child();
 	return test_harness_run(argc, argv);
 }
