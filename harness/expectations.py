@@ -19,6 +19,9 @@ so is a skip nobody declared, or a crash where a failure was declared.
 An optional `arch: {ARCH: {vanilla: ..., series: ..., why: <reason>}}`
 overrides the declaration on that target architecture (harness/target.py
 names them), with the reason it differs there.
+An optional `profile: {NAME: {vanilla: ..., series: ..., why: <reason>}}`
+does the same for the profile a run uses (profiles/NAME.yaml): a kernel
+config with a feature the default one lacks (an LSM, say).
 """
 
 import re
@@ -115,24 +118,29 @@ def _outcomes(exp: dict, where: str, extra: tuple[str, ...]) -> dict:
     return out
 
 
-def _for_arch(exp: dict, where: str, arch: str) -> dict:
-    """EXP with its `arch:` override for ARCH applied (and every override checked)."""
-    overrides = exp.pop("arch", {})
+def _override(exp: dict, where: str, key: str, current: str,
+              known: tuple[str, ...] = ()) -> dict:
+    """EXP with its KEY override (`arch:` or `profile:`) for CURRENT applied.
+
+    Every override is checked, whichever applies; KNOWN, when given, lists
+    the names an override may have."""
+    what = {"arch": "architecture", "profile": "profile"}[key]
+    overrides = exp.pop(key, {})
     if not isinstance(overrides, dict):
-        raise ConfigError(f"{where}.arch: expected a mapping of architectures")
+        raise ConfigError(f"{where}.{key}: expected a mapping of {what}s")
     for name, ov in overrides.items():
-        at = f"{where}.arch.{name}"
-        if name not in ARCHES:
-            raise ConfigError(f"{at}: unknown architecture (known: {', '.join(ARCHES)})")
+        at = f"{where}.{key}.{name}"
+        if known and name not in known:
+            raise ConfigError(f"{at}: unknown {what} (known: {', '.join(known)})")
         if not isinstance(ov, dict) or not isinstance(ov.get("why"), str) or not ov["why"]:
             raise ConfigError(f"{at}: expected {{vanilla: ..., series: ..., why: <reason>}}")
         _outcomes(ov, at, ("why",))
-    if arch in overrides:
-        exp = {**exp, **{k: v for k, v in overrides[arch].items() if k != "why"}}
+    if current in overrides:
+        exp = {**exp, **{k: v for k, v in overrides[current].items() if k != "why"}}
     return exp
 
 
-def parse(text: str, filename: str, arch: str = "x86_64") -> Table:
+def parse(text: str, filename: str, arch: str = "x86_64", profile: str = "default") -> Table:
     data = yaml_mapping(text, filename)
     table: Table = {}
     for prog, tests in data.items():
@@ -143,16 +151,18 @@ def parse(text: str, filename: str, arch: str = "x86_64") -> Table:
             where = f"{filename}: {prog}.{test}"
             if not isinstance(exp, dict):
                 raise ConfigError(f"{where}: expected {{vanilla: ..., series: ...}}")
-            exp = _for_arch(dict(exp), where, arch)
-            table[str(prog)][str(test)] = Expectation(**_outcomes(exp, where, ("arch",)))
+            exp = _override(dict(exp), where, "arch", arch, ARCHES)
+            exp = _override(exp, where, "profile", profile)
+            table[str(prog)][str(test)] = Expectation(
+                **_outcomes(exp, where, ("arch", "profile")))
     return table
 
 
-def load(path: Path, arch: str) -> Table:
-    """The declarations in PATH as they apply on ARCH."""
+def load(path: Path, arch: str, profile: str = "default") -> Table:
+    """The declarations in PATH as they apply on ARCH with PROFILE."""
     if not path.is_file():
         return {}
-    return parse(path.read_text(), str(path), arch)
+    return parse(path.read_text(), str(path), arch, profile)
 
 
 def lookup(table: Table, program: str, test: str) -> Expectation:

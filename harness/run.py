@@ -70,8 +70,9 @@ class Request:
         return parse_target(self.profile.arch, self.profile.cc, f"profile {self.profile_name}")
 
     def declarations(self) -> expectations.Table:
-        """The profile's expectations file, as it applies on this target's arch."""
-        return expectations.load(project_path(self.profile.expectations), self.profile.arch)
+        """The profile's expectations file, as it applies on this arch and profile."""
+        return expectations.load(project_path(self.profile.expectations), self.profile.arch,
+                                 Path(self.profile_name).stem)
 
     @property
     def kernel(self) -> str:

@@ -95,3 +95,32 @@ def test_an_arch_override_applies_on_that_arch_only():
 def test_bad_arch_overrides_name_the_key(body, msg):
     with pytest.raises(ConfigError, match=msg):
         ex.parse(f"prog:\n  t: {{vanilla: pass, {body}}}\n", "e.yaml")
+
+
+PROFILE_TABLE = """
+prog:
+  t:
+    vanilla: skip
+    series: skip
+    profile:
+      distro: {vanilla: pass, series: {fail: "charged twice"},
+               why: "AppArmor: only Debian's config has it"}
+"""
+
+
+def test_a_profile_override_applies_with_that_profile_only():
+    skip = ex.Expectation(ex.SKIP, ex.SKIP)
+    assert ex.parse(PROFILE_TABLE, "e.yaml")["prog"]["t"] == skip
+    assert ex.parse(PROFILE_TABLE, "e.yaml", profile="debug")["prog"]["t"] == skip
+    assert ex.parse(PROFILE_TABLE, "e.yaml", "x86_64", "distro")["prog"]["t"] == \
+        ex.Expectation(ex.PASS, ex.failing("charged twice"))
+
+
+@pytest.mark.parametrize("body,msg", [
+    ("profile: {distro: {series: skip}}", r"prog.t.profile.distro: expected .*why: <reason>"),
+    ("profile: {distro: {series: fail, why: x}}", r"prog.t.profile.distro.series: a declared"),
+    ("profile: [distro]", r"prog.t.profile: expected a mapping of profiles"),
+])
+def test_bad_profile_overrides_name_the_key(body, msg):
+    with pytest.raises(ConfigError, match=msg):
+        ex.parse(f"prog:\n  t: {{vanilla: pass, {body}}}\n", "e.yaml")
