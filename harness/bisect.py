@@ -45,8 +45,8 @@ from harness.gitutil import git, rev_parse
 from harness.lock import locked
 from harness.profile import Profile, cache_dir, project_path
 from harness.results import RunRecord
-from harness.series import Series, apply_series, read_series
-from harness.source import prepare_source
+from harness.stages.series import Series, apply_series, read_series
+from harness.stages.source import prepare_source
 
 GOOD, BAD, SKIP, ABORT = 0, 1, 125, 255
 LOCK_ENV = "HARNESS_TREE_LOCKED"

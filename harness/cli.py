@@ -444,7 +444,7 @@ def _print_gdb(req: run.Request, img: run.KernelImage, rec: RunRecord, port: int
                wait: bool) -> None:
     """The gdb command line, on a line of its own, before QEMU takes the terminal."""
     from harness import gdb
-    from harness.build import make_command
+    from harness.stages.build import make_command
 
     bdir = run.build_dir(req)
     vmlinux = Path(img.info.get("vmlinux") or img.image.parent / "vmlinux")

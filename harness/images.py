@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING, Any
 
 from harness.errors import ConfigError, InfraError
 from harness.gitutil import rev_parse
-from harness.kconfig import fragments_digest
 from harness.profile import SourceConfig, cache_dir, project_path
-from harness.series import Series, read_series
-from harness.source import source_key
+from harness.stages.kconfig import fragments_digest
+from harness.stages.series import Series, read_series
+from harness.stages.source import source_key
 from harness.target import Target
 
 if TYPE_CHECKING:

@@ -39,7 +39,7 @@ from harness.gitutil import git, rev_parse
 from harness.lock import locked
 from harness.profile import cache_dir, project_path
 from harness.results import RunRecord
-from harness.series import (
+from harness.stages.series import (
     Patch,
     Series,
     _am_failure_details,
@@ -47,7 +47,7 @@ from harness.series import (
     apply_series,
     read_series,
 )
-from harness.source import prepare_source
+from harness.stages.source import prepare_source
 
 DEPTHS = ("objects", "build", "boot", "test")
 LABEL = "patchcheck"  # images/patchcheck/: never overwrites the series image

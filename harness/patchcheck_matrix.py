@@ -20,7 +20,7 @@ from harness.errors import EXIT_INTERRUPTED, EXIT_OK, ConfigError, HarnessError
 from harness.patchcheck import DEPTHS, Row
 from harness.profile import _build, project_path, yaml_mapping
 from harness.results import RunRecord
-from harness.series import read_series
+from harness.stages.series import read_series
 from harness.target import parse_target
 
 DEFAULT_FILE = "patchcheck-matrix.yaml"

@@ -3,10 +3,10 @@
 Every command that boots guest tests goes through `run_tests`: `harness test`,
 build-and-test, matrix and nightly (`test_kernel`, which also writes the
 report), the patchcheck and bisect steps (step.py, with their own judging
-policy). bench still boots on its own (bench/runner.py; run_tests takes retry=False
-and an Attempt for it). The transport (harness/transports/) only carries the
-tests to the guest and the console back; judging and the retry policy are
-the same for all of them.
+policy), and bench (bench/runner.py: retry=False, an Attempt naming each
+boot's files, samples parsed from the verdict's console lines). The
+transport (harness/transports/) only carries the tests to the guest and the
+console back; judging and the retry policy are the same for all of them.
 
 A run may boot twice: when the only tests that disagreed with their
 declarations are declared flaky, their programs run once more, alone, and

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness import expectations, images, printer, selection
-from harness.build import build
 from harness.errors import ConfigError, HarnessError
 from harness.gitutil import rev_parse
 from harness.images import (
@@ -25,20 +24,21 @@ from harness.images import (
     image_dir,
     tree_lock_path,
 )
-from harness.kconfig import builds_object, configure, parse_config
 from harness.lock import locked
 from harness.profile import Profile, cache_dir, project_path
 from harness.qemu import choose_accel, kernel_cmdline, qemu_available, qemu_command
 from harness.results import RunRecord
-from harness.rootfs import (
+from harness.stages.build import build
+from harness.stages.kconfig import builds_object, configure, parse_config
+from harness.stages.rootfs import (
     build_rootfs,
     check_busybox,
     default_selection,
     guest_programs,
     program_names,
 )
-from harness.series import apply_series, commit_subjects
-from harness.source import prepare_source
+from harness.stages.series import apply_series, commit_subjects
+from harness.stages.source import prepare_source
 from harness.target import Target, parse_target
 
 

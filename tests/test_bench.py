@@ -9,14 +9,16 @@ from pathlib import Path
 import pytest
 
 from harness import bench, images, run
+from harness.bench import runner
 from harness.bench.cases import AT_LIMIT, KERNELS, MEMCG, NEAR, OP_LABELS, ROOT, ROOT_OFFLINE
 from harness.bench.options import Options, configure
 from harness.bench.outputs import write_outputs
 from harness.bench.runner import (
     _boot_problems,
-    _multi_threaded,
+    accel_used,
     images_series,
     kernel_request,
+    policy,
     up_to_date,
 )
 from harness.bench.samples import LimitSample, Sample, limit_skips, parse_limit_lines, parse_lines
@@ -34,8 +36,13 @@ from harness.bench.table import format_limit_section, format_table, limit_sectio
 from harness.bench.targets import Target, evaluate_targets, format_targets, targets_by_kernel
 from harness.boot import BootOutcome
 from harness.cli import build_parser
-from harness.errors import ConfigError
+from harness.errors import EXIT_OK, EXIT_TEST_FAILURE, ConfigError
+from harness.images import KernelImage
+from harness.judge import judge_boot
 from harness.profile import Profile, QemuConfig
+from harness.qemu import accel_option
+from harness.results import RunRecord
+from harness.transports import Attempt
 
 FIXTURES = Path(__file__).parent / "fixtures"
 # A real console log: `harness bench` on the series kernel, icount mode.
@@ -297,14 +304,18 @@ def test_configure_scale_smp_wallclock_and_a_timeout_that_fits() -> None:
         configure(Profile(), Options(scale=True, smp=0))
 
 
-def test_scale_runs_tcg_multi_threaded() -> None:
-    cmd = ["qemu", "-accel", "tcg", "-smp", "2"]
-    assert _multi_threaded(cmd, 2) == ["qemu", "-accel", "tcg,thread=multi", "-smp", "2"]
-    assert _multi_threaded(cmd, 1) == cmd
-    kvm = ["qemu", "-accel", "kvm", "-smp", "2"]
-    assert _multi_threaded(kvm, 2) == kvm
-    given = ["qemu", "-accel", "tcg,thread=multi"]
-    assert _multi_threaded(given, 2) == given
+def test_scale_runs_tcg_multi_threaded_and_icount_single() -> None:
+    """The profile configure() makes says it, and qemu.py's command honours it,
+    whatever the given profile's tcg_threads (the default profile's is single)."""
+    given = Profile(qemu=QemuConfig(tcg_threads="single", smp=2))
+    scale = configure(given, Options(scale=True, smp=2)).qemu
+    assert accel_option("tcg", scale) == "tcg,thread=multi"
+    assert accel_option("kvm", scale) == "kvm"
+    icount = configure(given, Options()).qemu
+    assert accel_option("tcg", icount) == "tcg"  # QEMU refuses thread=multi with icount
+    cmds = {"tcg": ["qemu", "-accel", "tcg,thread=multi", "-smp", "2"]}
+    assert accel_used(cmds, "tcg") == "tcg,thread=multi"
+    assert accel_used({}, "kvm") == "kvm"
 
 
 def test_configure_wallclock_keeps_accel_and_drops_icount() -> None:
@@ -362,16 +373,19 @@ def _outcome(lines: list[str], end: str = "done") -> BootOutcome:
     return BootOutcome(accel="tcg", end=end, seconds=1.0, lines=lines)
 
 
+def _verdict(lines: list[str], end: str = "done"):
+    return judge_boot(_outcome(lines, end), ["bench_open"], {}, policy())
+
+
 def test_a_complete_guest_run_has_no_problems() -> None:
     lines = CONSOLE.read_text().splitlines()
-    assert _boot_problems(_outcome(lines), parse_lines(lines)) == []
+    assert _boot_problems(_verdict(lines), parse_lines(lines)) == []
 
 
 def test_a_guest_run_cut_short_is_a_problem() -> None:
     lines = CONSOLE.read_text().splitlines()
     cut = next(i for i, ln in enumerate(lines) if "cgroup=memcg " in ln)
-    problems = _boot_problems(_outcome(lines[:cut], "silence"),
-                                    parse_lines(lines[:cut]))
+    problems = _boot_problems(_verdict(lines[:cut], "silence"), parse_lines(lines[:cut]))
     assert problems[0] == "guest ended with 'silence'"
     assert any(p.startswith("failed: ") for p in problems), problems
 
@@ -644,7 +658,7 @@ def test_parses_the_at_limit_case_of_a_real_guest_run() -> None:
         LimitSample("open_enoent", 2000, 0, None, 0, 8 << 20, 1, 2),
         LimitSample("open_close", 2000, 0, None, 0, 8 << 20, 1, 2)]
     assert limit_skips(lines) == []
-    assert _boot_problems(_outcome(lines), samples) == []
+    assert _boot_problems(_verdict(lines), samples) == []
 
 
 def test_limit_lines_with_psi_and_junk() -> None:
@@ -713,3 +727,61 @@ def test_a_skipped_at_limit_case_says_why() -> None:
     assert limit_section({}, skips) == [
         "memcg at limit, page cache: not measured: no page-cache disk: /mnt/scratch is not "
         "ext2 on the ramdisk"]
+
+
+# --- the boots: through the test pipeline -------------------------------------------------
+
+class FakeConsole:
+    """A transport that replays a real bench console, cut short if CUT, and records
+    what the console transport records (its QEMU commands)."""
+
+    name = "fake"
+
+    def __init__(self, cut: bool = False) -> None:
+        self.cut = cut
+        self.boots: list[tuple[list[str], Attempt]] = []
+
+    def boot(self, req, img, rootfs, tests, rec, attempt) -> BootOutcome:
+        self.boots.append((list(tests), attempt))
+        lines = CONSOLE.read_text().splitlines()
+        if self.cut:
+            lines = lines[:next(i for i, ln in enumerate(lines) if "cgroup=memcg " in ln)]
+        rec.meta(**{attempt.key("qemu"): {"tcg": ["qemu", "-accel", "tcg", "-icount", "x"]}})
+        rec.path(attempt.file("console")).write_text("\n".join(lines) + "\n")
+        return BootOutcome(accel="tcg", end="silence" if self.cut else "done", seconds=2.0,
+                           first_output=0.1, guest_start=1.0, lines=lines)
+
+
+@pytest.mark.parametrize("cut", [False, True])
+def test_bench_boots_and_judges_through_the_pipeline(tmp_path, monkeypatch, cut) -> None:
+    """Each boot is pipeline.run_tests over the transport: bench's file names and
+    metadata, its program judged by judge.py, samples from the verdict's console."""
+    rootfs = tmp_path / "rootfs"
+    (rootfs / "tests").mkdir(parents=True)
+    (rootfs / "tests" / "bench_open").write_text("")
+    monkeypatch.setattr(run, "prepare_rootfs", lambda req, img, rec: rootfs)
+    opts = Options(repeat=2, iters=100)
+    base = run.Request(profile=configure(Profile(), opts), results_root=tmp_path / "results")
+    reqs = {s.name: kernel_request(base, s) for s in opts.specs(base.profile)}
+    imgs = {k: KernelImage(tmp_path / f"bzImage-{k}", {"release": "6.12.117", "head": "a" * 40})
+            for k in reqs}
+    monkeypatch.setattr(runner, "_images", lambda b, o, r: (reqs, imgs, dict.fromkeys(reqs, False)))
+    rec = RunRecord(tmp_path / "results", "bench")
+    fake = FakeConsole(cut)
+    code = runner.run_bench(base, opts, rec, fake)
+    assert fake.boots == [(["bench_open"], runner.attempt(k, i)) for k in KERNELS for i in (1, 2)]
+    meta = rec.data["metadata"]
+    assert [(b["kernel"], b["boot"], b["console"]) for b in meta["boots"]] == [
+        (k, i, f"console-{k}-{i}.log") for k in KERNELS for i in (1, 2)]
+    assert all((rec.dir / b["console"]).is_file() for b in meta["boots"])
+    assert {f"qemu_{k}" for k in KERNELS} <= set(meta) and "qemu_vanilla_1" not in meta
+    assert rec.data["stages"]["boot-series-2"]["status"] == ("silence" if cut else "done")
+    data = json.loads((rec.dir / "bench.json").read_text())
+    if cut:  # the judge's verdict on bench_open is the run's failure
+        assert code == EXIT_TEST_FAILURE
+        assert all(b["problems"][0] == "guest ended with 'silence'" for b in meta["boots"])
+        assert any(p.startswith("failed: ") for p in meta["boots"][0]["problems"])
+    else:
+        assert code == EXIT_OK and all(b["problems"] == [] for b in meta["boots"])
+        assert all(b["samples"] == len(fixture_samples()) for b in meta["boots"])
+    assert data

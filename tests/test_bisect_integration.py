@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, harness, requires_kernel_tools
 
-from harness.series import read_series
+from harness.stages.series import read_series
 
 # Every step builds another prefix of the series, a near-full rebuild each
 # from a cold cache: these run nightly, not in every CI run (pyproject.toml).

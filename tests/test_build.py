@@ -4,8 +4,8 @@ import time
 
 import pytest
 
-from harness import build
 from harness.errors import BuildError
+from harness.stages import build
 
 
 @pytest.fixture

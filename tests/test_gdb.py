@@ -159,7 +159,7 @@ def test_boot_gdb_with_ssh_is_refused(tmp_path):
 
 
 def test_build_makes_the_gdb_helpers_when_the_config_asks(tmp_path):
-    from harness.build import make_command
+    from harness.stages.build import make_command
 
     (tmp_path / ".config").write_text("#\n# comment\nCONFIG_GDB_SCRIPTS=y\n")
     assert make_command(Path("/src"), tmp_path, 2)[-2:] == ["bzImage", "scripts_gdb"]

@@ -73,7 +73,7 @@ def test_a_current_image_is_reused_while_another_run_holds_the_tree(tmp_path, mo
     import os
     import signal
 
-    from harness.source import SourceTree
+    from harness.stages.source import SourceTree
 
     req = _kept(tmp_path, monkeypatch, STATE)
     monkeypatch.setattr(run, "prepare_source", lambda cfg, cache: SourceTree(

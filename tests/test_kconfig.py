@@ -3,7 +3,7 @@ import lzma
 import pytest
 
 from harness.errors import ConfigError
-from harness.kconfig import check_fragments, fragments_digest, parse_config, read_base
+from harness.stages.kconfig import check_fragments, fragments_digest, parse_config, read_base
 
 
 def test_parse_config_reads_values_and_not_set():
@@ -25,7 +25,7 @@ def test_value_mismatch_is_lost():
 
 
 def test_builds_object_follows_the_makefiles_gates(tmp_path):
-    from harness.kconfig import builds_object
+    from harness.stages.kconfig import builds_object
 
     (tmp_path / "Kbuild").write_text("obj-y += mm/\nobj-$(CONFIG_IO_URING) += io_uring/\n")
     (tmp_path / "mm").mkdir()

@@ -13,8 +13,8 @@ from harness import bisect, qemu, run, selection, step
 from harness.cli import main
 from harness.errors import ConfigError
 from harness.profile import Profile, cache_dir
-from harness.rootfs import rootfs_key
 from harness.ssh import session
+from harness.stages.rootfs import rootfs_key
 from harness.target import X86_64
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -10,7 +10,7 @@ from conftest import ROOT
 
 from harness.errors import ConfigError, SeriesError
 from harness.gitutil import git, rev_parse
-from harness.series import apply_series, is_mbox, read_series
+from harness.stages.series import apply_series, is_mbox, read_series
 
 LINUX_SOURCE = Path("/usr/src/linux-source-6.12.tar.xz")
 

@@ -13,8 +13,8 @@ import pytest
 
 from harness import cli, pipeline, run
 from harness.errors import EXIT_OK, EXIT_USAGE
-from harness.kconfig import fragments_digest
-from harness.series import read_series
+from harness.stages.kconfig import fragments_digest
+from harness.stages.series import read_series
 from harness.target import DEFAULT
 
 

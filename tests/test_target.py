@@ -5,9 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import kconfig, qemu, rootfs
+from harness import qemu
 from harness.errors import ConfigError
 from harness.profile import QemuConfig
+from harness.stages import kconfig, rootfs
 from harness.target import ARM64, DEFAULT, I386, X86_64, Target, parse_target
 
 

@@ -89,9 +89,10 @@ def configure(prof: Profile, opts: Options) -> Profile:
 def _configure_scale(prof: Profile, opts: Options) -> Profile:
     if opts.smp < 1 or opts.seconds <= 0:
         raise ConfigError("--smp must be at least 1 and --seconds positive")
-    # Wall clock: KVM where it works (profile accel auto), else TCG, which
-    # qemu.py runs multi-threaded for an SMP guest (see _multi_threaded).
-    qemu = replace(prof.qemu, smp=opts.smp, icount=False,
+    # Wall clock: KVM where it works (profile accel auto), else TCG with one
+    # host thread per vCPU (qemu.accel_option), or N processes would share one
+    # host CPU: what is measured is parallelism.
+    qemu = replace(prof.qemu, smp=opts.smp, icount=False, tcg_threads="multi",
                    cmdline=[*prof.qemu.cmdline, f"BENCH_SECONDS={opts.seconds:g}",
                             f"BENCH_WARMUP_MS={SCALE_WARMUP_MS}"])
     # Each of 2 cgroups x 5 cases x N = 1..smp takes seconds + warm-up + fork

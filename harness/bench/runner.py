@@ -1,9 +1,11 @@
 """`harness bench`'s boots: build or reuse each kernel's image, boot it, collect the figures.
 
 The icount benchmark boots each kernel --repeat times in turn (run_bench);
---scale boots them interleaved, round by round (_run_scale). Each boot is judged
-as `harness test` would judge bench_open / bench_scale, and its problems are
-the run's failures.
+--scale boots them interleaved, round by round (_run_scale). Each boot goes
+through the test pipeline (pipeline.run_tests, no flaky retry) over the
+console transport, so it is booted and judged as `harness test` would boot
+and judge bench_open / bench_scale; the samples are parsed from the verdict's
+console lines, and the verdict's problems are the run's failures.
 """
 
 from __future__ import annotations
@@ -13,35 +15,22 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from harness import expectations, images, printer, run
+from harness import expectations, images, pipeline, printer, run
 from harness import judge as judging
-from harness.bench.cases import PROGRAM
 from harness.bench.kernels import KernelSpec, baseline
 from harness.bench.options import Options
 from harness.bench.outputs import write_outputs
 from harness.bench.samples import LimitSample, limit_skips, parse_limit_lines, parse_lines
 from harness.bench.scale import (
-    SCALE_PROGRAM,
     SCALE_WARMUP_MS,
     guest_cpus,
     parse_scale_lines,
     write_scale_outputs,
 )
-from harness.boot import BootOutcome, boot
 from harness.errors import EXIT_INFRA, EXIT_OK, EXIT_TEST_FAILURE
-from harness.profile import cache_dir
+from harness.judge import Verdict
 from harness.results import RunRecord
-
-
-def _multi_threaded(cmd: list[str], smp: int) -> list[str]:
-    """`-accel tcg` -> `-accel tcg,thread=multi` for an SMP guest: one host
-    thread per vCPU, or N processes would share one host CPU. Leaves any
-    other accelerator (and a TCG already given its thread option) alone."""
-    out = list(cmd)
-    for i, arg in enumerate(out[:-1]):
-        if arg == "-accel" and out[i + 1] == "tcg" and smp > 1:
-            out[i + 1] = "tcg,thread=multi"
-    return out
+from harness.transports import Attempt, Transport
 
 
 def up_to_date(req: run.Request) -> run.KernelImage | None:
@@ -53,13 +42,20 @@ def up_to_date(req: run.Request) -> run.KernelImage | None:
     return img
 
 
-def _boot_problems(outcome: BootOutcome, samples: list[Any], program: str = PROGRAM,
-                   marker: str = "# bench:", kernel: str = "",
-                   table: expectations.Table | None = None) -> list[str]:
-    """What was wrong with one benchmark boot: the judge's verdict on PROGRAM
-    (as KERNEL is declared to run it), in this report's words, and no samples."""
-    verdict = judging.judge_boot(outcome, [program], table or {}, judging.Policy(
-        kernels=(kernel,) if kernel else expectations.KERNELS, kunit=False))
+def policy(kernel: str = "") -> judging.Policy:
+    """How a benchmark boot is judged: as KERNEL is declared to run the program
+    (any kernel if unnamed); KUnit is not what is measured."""
+    return judging.Policy(kernels=(kernel,) if kernel else expectations.KERNELS, kunit=False)
+
+
+def attempt(kernel: str, n: int) -> Attempt:
+    """Boot N of KERNEL: console-<kernel>-<n>.log, one qemu_<kernel> in results.json."""
+    return Attempt(f"boot-{kernel}-{n}", f"-{kernel}-{n}", key_suffix=f"_{kernel}")
+
+
+def _boot_problems(verdict: Verdict, samples: list[Any], marker: str = "# bench:") -> list[str]:
+    """What was wrong with one benchmark boot: the judge's VERDICT on its program,
+    in this report's words, and no samples."""
     problems = []
     if verdict.end != "done":
         problems.append(f"guest ended with {verdict.end!r}")
@@ -148,19 +144,17 @@ class _Boots:
         return EXIT_OK
 
 
-def run_bench(base: run.Request, opts: Options, rec: RunRecord) -> int:
+def run_bench(base: run.Request, opts: Options, rec: RunRecord,
+              transport: Transport = pipeline.CONSOLE) -> int:
     reqs, images, built = _images(base, opts, rec)
     kernels = {k: {**img.info, "describe": _describe(img.info),
                    "series_file": str(images_series(reqs[k]))}
                for k, img in images.items()}
     if opts.scale:
-        return _run_scale(reqs, images, built, kernels, opts, rec)
+        return _run_scale(reqs, images, built, kernels, opts, rec, transport)
     got = _Boots({k: [] for k in reqs}, {k: [] for k in reqs})
-    # All kernels share one tree, hence one initramfs (cached by content).
-    first = list(reqs)[-1]
-    rootfs = run.prepare_rootfs(reqs[first], images[first], rec)
     for k, req in reqs.items():
-        _boot_icount(k, req, images[k], rootfs, opts, rec, got)
+        _boot_icount(k, req, images[k], opts, rec, got, transport)
     mode = "wallclock" if opts.wallclock else "icount"
     meta = {"mode": mode, "accel": "/".join(sorted(got.accels)), "built": built,
             "repeat": opts.repeat,
@@ -179,27 +173,32 @@ def run_bench(base: run.Request, opts: Options, rec: RunRecord) -> int:
     return code
 
 
-def _boot_icount(k: str, req: run.Request, img: run.KernelImage, rootfs: Path, opts: Options,
-                 rec: RunRecord, got: _Boots) -> None:
+def _boot(req: run.Request, img: run.KernelImage, rec: RunRecord, transport: Transport,
+          kernel: str, n: int) -> tuple[Verdict, Path]:
+    """Boot N of KERNEL through the pipeline: its verdict (the console lines in
+    verdict.outcome) and its console log."""
+    att = attempt(kernel, n)
+    with req.timings.measure("boots"):
+        verdict = pipeline.run_tests(req, img, rec, transport, retry=False, attempt=att,
+                                     policy=policy(kernel)).verdict
+    return verdict, rec.path(att.file("console"))
+
+
+def _boot_icount(k: str, req: run.Request, img: run.KernelImage, opts: Options,
+                 rec: RunRecord, got: _Boots, transport: Transport) -> None:
     """Kernel K's --repeat boots, one after the other."""
-    tests = run.selected_tests(req, rootfs)
-    cmds, order, why = run.qemu_commands(req, img, rootfs, tests,
-                                         name=f"harness:{rec.dir.name}")
-    rec.meta(**{f"qemu_{k}": cmds})
     for i in range(1, opts.repeat + 1):
         printer.stage(f"Benchmark {k} {img.info.get('release', '')} boot {i}/{opts.repeat} "
-                      f"({'icount' if not opts.wallclock else 'WALL-CLOCK'}, "
-                      f"{'/'.join(order)}: {why})")
-        log = rec.path(f"console-{k}-{i}.log")
-        with req.timings.measure("boots"):
-            outcome = boot(cmds, order, log, req.profile.timeouts, cache_dir(),
-                           echo=printer.verbose)
+                      f"({'icount' if not opts.wallclock else 'WALL-CLOCK'})")
+        verdict, log = _boot(req, img, rec, transport, k, i)
+        outcome = verdict.outcome
+        assert outcome is not None
         samples = parse_lines(outcome.lines, i)
         got.samples[k] += samples
         got.limit[k] += parse_limit_lines(outcome.lines, i)
         got.skipped += limit_skips(outcome.lines)
         got.accels.add(outcome.accel)
-        problems = _boot_problems(outcome, samples, kernel=k, table=req.declarations())
+        problems = _boot_problems(verdict, samples)
         got.note(rec, {"kernel": k, "boot": i, "accel": outcome.accel, "end": outcome.end,
                        "seconds": round(outcome.seconds, 1), "samples": len(samples),
                        "problems": problems, "console": log.name},
@@ -215,14 +214,12 @@ def _loadavg() -> float | None:
 
 def _run_scale(reqs: dict[str, run.Request], images: dict[str, run.KernelImage],
                built: dict[str, bool], kernels: dict[str, dict[str, Any]], opts: Options,
-               rec: RunRecord) -> int:
+               rec: RunRecord, transport: Transport) -> int:
     got = _Boots({k: [] for k in opts.kernels})
-    first = opts.kernels[-1]
-    rootfs = run.prepare_rootfs(reqs[first], images[first], rec)
     rounds = opts.rounds or 1
     for r in range(1, rounds + 1):
         for k in opts.kernels:  # interleaved: vanilla, series, vanilla, series, ...
-            _boot_scale(k, r, rounds, reqs[k], images[k], rootfs, opts, rec, got)
+            _boot_scale(k, r, rounds, reqs[k], images[k], opts, rec, got, transport)
     if len(got.accels) > 1:
         got.failures.append(f"boots ran on different accelerators "
                             f"({', '.join(sorted(got.accels))}): the ratios compare unlike runs")
@@ -238,30 +235,21 @@ def _run_scale(reqs: dict[str, run.Request], images: dict[str, run.KernelImage],
 
 
 def _boot_scale(k: str, r: int, rounds: int, req: run.Request, img: run.KernelImage,
-                rootfs: Path, opts: Options, rec: RunRecord, got: _Boots) -> None:
+                opts: Options, rec: RunRecord, got: _Boots, transport: Transport) -> None:
     """Kernel K's boot of round R, -smp opts.smp, wall clock."""
-    tests = run.selected_tests(req, rootfs)
-    # Per boot: a KVM that hung the first boot is not probed again.
-    cmds, order, why = run.qemu_commands(req, img, rootfs, tests,
-                                         name=f"harness:{rec.dir.name}")
-    cmds = {a: _multi_threaded(c, opts.smp) for a, c in cmds.items()}
-    rec.meta(**{f"qemu_{k}": cmds})
     printer.stage(f"WALL-CLOCK scale benchmark, round {r}/{rounds}: {k} "
-                  f"{img.info.get('release', '')} -smp {opts.smp} "
-                  f"({'/'.join(order)}: {why})")
-    log = rec.path(f"console-{k}-{r}.log")
+                  f"{img.info.get('release', '')} -smp {opts.smp}")
     load = [_loadavg()]
-    with req.timings.measure("boots"):
-        outcome = boot(cmds, order, log, req.profile.timeouts, cache_dir(),
-                       echo=printer.verbose)
+    verdict, log = _boot(req, img, rec, transport, k, r)
     load.append(_loadavg())
+    outcome = verdict.outcome
+    assert outcome is not None
     samples = parse_scale_lines(outcome.lines, r)
     got.samples[k] += samples
-    accel = next((c[c.index("-accel") + 1] for a, c in cmds.items()
-                  if a == outcome.accel and "-accel" in c), outcome.accel)
+    accel = accel_used(rec.data["metadata"].get(attempt(k, r).key("qemu")) or {},
+                       outcome.accel)
     got.accels.add(accel)
-    problems = _boot_problems(outcome, samples, SCALE_PROGRAM, "# scale:", k,
-                              req.declarations())
+    problems = _boot_problems(verdict, samples, "# scale:")
     cpus = guest_cpus(outcome.lines)
     if cpus is not None and cpus != opts.smp:
         problems.append(f"the guest brought up {cpus} CPUs, not {opts.smp}")
@@ -270,3 +258,10 @@ def _boot_scale(k: str, r: int, rounds: int, req: run.Request, img: run.KernelIm
                    "host_load": load,
                    "samples": len(samples), "problems": problems, "console": log.name},
              outcome.seconds, f"{k} round {r}")
+
+
+def accel_used(cmds: dict[str, list[str]], accel: str) -> str:
+    """The -accel value ACCEL's command of CMDS (the boot's, as recorded) ran with:
+    tcg,thread=multi and tcg,thread=single are unlike runs."""
+    cmd = cmds.get(accel) or []
+    return cmd[cmd.index("-accel") + 1] if "-accel" in cmd[:-1] else accel

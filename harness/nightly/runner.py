@@ -46,7 +46,7 @@ from harness.nightly.matrix import (
 )
 from harness.profile import Profile, load_profile, project_path
 from harness.results import RunRecord
-from harness.series import read_series
+from harness.stages.series import read_series
 
 
 class BenchUnavailable(InfraError):

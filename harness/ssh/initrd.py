@@ -8,8 +8,8 @@ from pathlib import Path
 
 from harness.errors import HarnessError
 from harness.profile import cache_dir
-from harness.rootfs import gen_init_cpio_tool
 from harness.ssh.keys import DROPBEAR, Keys, missing_dropbear
+from harness.stages.rootfs import gen_init_cpio_tool
 
 GUEST_SCRIPT = Path(__file__).parents[1] / "guest_ssh.sh"
 HOST_KEY_GUEST = "/etc/dropbear/dropbear_ed25519_host_key"

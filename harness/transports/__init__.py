@@ -32,12 +32,17 @@ class Attempt:
 
     stage: str = "boot"
     suffix: str = ""  # "" on the first boot: console.log; "-retry": console-retry.log
+    # The metadata keys' suffix when several boots share one (bench: one qemu_<kernel>
+    # for a kernel's --repeat boots); None: the files' suffix.
+    key_suffix: str | None = None
 
     def file(self, stem: str, ext: str = ".log") -> str:
         return f"{stem}{self.suffix}{ext}"
 
     def key(self, name: str) -> str:
-        """A metadata key of this boot's: qemu, qemu_retry."""
+        """A metadata key of this boot's: qemu, qemu_retry (qemu_vanilla for bench)."""
+        if self.key_suffix is not None:
+            return f"{name}{self.key_suffix}"
         return f"{name}{self.suffix.replace('-', '_')}"
 
 

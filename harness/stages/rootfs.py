@@ -24,7 +24,7 @@ BUSYBOX = Path("/bin/busybox")
 # architecture, unpacked here by install-deps.sh (it cannot be installed
 # beside the host's: both own /bin/busybox).
 FOREIGN_BUSYBOX = Path("/usr/local/lib/harness")
-INIT = Path(__file__).with_name("guest_init.sh")
+INIT = Path(__file__).parent.with_name("guest_init.sh")  # harness/guest_init.sh
 # What the guest tests compile against in the kernel tree.
 SELFTEST_INPUTS = ["kselftest_harness.h", "kselftest.h", "cgroup"]
 
