@@ -7,12 +7,12 @@ with debug info, and on a real vmlinux where one exists.
 
 import json
 import os
-import shutil
 import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from conftest import harness, requires_kernel_tools
 from conftest import write_report as write
 
 from harness import decode, splat
@@ -138,17 +138,26 @@ def test_an_older_image_uses_the_build_directorys_vmlinux_only_if_it_made_its_bz
 
 # --- the real decode_stacktrace.sh ------------------------------------------------------------
 
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> None:
+    """The default profile's series image and its source tree, built (or reused) here:
+    these tests must not depend on another test having filled the cache first."""
+    if os.environ.get("HARNESS_TEST_VMLINUX"):
+        return
+    run = harness("build", results_root=tmp_path_factory.mktemp("results"))
+    assert run.returncode == 0, run.output
+
+
 @pytest.fixture
-def real_tree() -> Path:
+def real_tree(built) -> Path:
     tree = _real_tree()
-    if tree is None:
-        pytest.skip(f"no kernel tree with {decode.SCRIPT} in {cache_dir() / 'src'}")
+    assert tree is not None, f"no kernel tree with {decode.SCRIPT} in {cache_dir() / 'src'}"
     return tree
 
 
+@pytest.mark.integration
+@requires_kernel_tools()
 def test_real_script_on_an_elf_with_debug_info_gives_file_and_line(tmp_path, real_tree):
-    if not shutil.which("gcc"):
-        pytest.skip("no gcc")
     src, out = tmp_path / "src", tmp_path / "build"
     (src / "init").mkdir(parents=True)
     (src / "fs").mkdir()
@@ -169,22 +178,27 @@ def test_real_script_on_an_elf_with_debug_info_gives_file_and_line(tmp_path, rea
                          " kernel_init+0x4/0x10 (init/main.c:3)", "Code: 00 00 <0f> 0b"]
 
 
+def _has_debug_info(vmlinux: Path) -> bool:
+    return b".debug_line" in subprocess.run(["readelf", "-S", str(vmlinux)],
+                                            capture_output=True, timeout=120).stdout
+
+
 def _real_vmlinux() -> Path | None:
     env = os.environ.get("HARNESS_TEST_VMLINUX")
     if env:
         return Path(env)
     kept = sorted((cache_dir() / "build").glob("*/images/*/vmlinux"))
-    return kept[0] if kept else None
+    return next((v for v in kept if _has_debug_info(v)), None)
 
 
+@pytest.mark.integration
+@requires_kernel_tools()
 def test_real_vmlinux_decodes_the_captured_panic(real_tree):
     vmlinux = _real_vmlinux()
-    if vmlinux is None:
-        pytest.skip("no kernel image kept its vmlinux yet (or set HARNESS_TEST_VMLINUX)")
+    assert vmlinux is not None, "the default profile's build kept no vmlinux with debug info"
     splats = splat.find_splats(PANIC.read_text().splitlines())
     placed = decode.decode_splats(splats, vmlinux, real_tree)
-    debug_info = b".debug_line" in subprocess.run(["readelf", "-S", str(vmlinux)],
-                                                  capture_output=True).stdout
+    debug_info = _has_debug_info(vmlinux)
     frames = [(raw, new) for s in splats for raw, new in zip(s.lines, s.decoded, strict=True)
               if decode.is_frame(raw)]
     assert frames
