@@ -785,3 +785,16 @@ def test_bench_boots_and_judges_through_the_pipeline(tmp_path, monkeypatch, cut)
         assert code == EXIT_OK and all(b["problems"] == [] for b in meta["boots"])
         assert all(b["samples"] == len(fixture_samples()) for b in meta["boots"])
     assert data
+
+
+def test_a_third_kernel_is_judged_by_what_any_declared_kernel_may_do():
+    # `--kernel alt=SERIES`: expectations.yaml declares vanilla and series only; judging
+    # the alternative's bench boot must not look up an "alt" declaration (it crashed).
+    from harness.bench.runner import policy as bench_policy
+    from harness.expectations import KERNELS
+
+    assert bench_policy("alt").kernels == KERNELS
+    assert bench_policy("vanilla").kernels == ("vanilla",)
+    lines = (FIXTURES / "bench_open_console.log").read_text().splitlines()
+    verdict = judge_boot(_outcome(lines, "done"), ["bench_open"], {}, bench_policy("alt"))
+    assert not verdict.mismatches
