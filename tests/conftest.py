@@ -12,6 +12,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+# The declarations the series-v2 console fixtures (console-*-6.12.117.log) were judged by.
+V2_EXPECTATIONS = FIXTURES / "expectations-v2.yaml"
 
 
 @dataclass

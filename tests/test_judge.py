@@ -9,7 +9,7 @@ import json
 import xml.etree.ElementTree as ET
 
 import pytest
-from conftest import FIXTURES, ROOT
+from conftest import FIXTURES, V2_EXPECTATIONS
 from conftest import write_report as write
 
 from harness import expectations, ktap, splat
@@ -190,7 +190,7 @@ def test_splat_inside_a_case_fails_that_case_in_every_output(tmp_path):
 
     log = FIXTURES / "console-series-splat-in-case-6.12.117.log"
     lines = [ln for ln in log.read_text().splitlines() if not ln.startswith("# qemu")]
-    table = expectations.load(ROOT / "guest-tests" / "expectations.yaml", "x86_64")
+    table = expectations.load(V2_EXPECTATIONS, "x86_64")
     rec = RunRecord(tmp_path / "r", "t")
     code = write(rec, _outcome(lines), SERIES_TESTS, "series", table)
     assert code == EXIT_TEST_FAILURE  # the run-level failure stays

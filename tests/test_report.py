@@ -109,14 +109,15 @@ def test_write_exit_codes(tmp_path):
 
 
 def test_captured_series_console_is_judged_as_it_was(tmp_path):
-    """A real console log of the series kernel (all guest tests, KUnit at boot)."""
-    from conftest import FIXTURES, ROOT
+    """A real console log of series v2 (all guest tests, KUnit at boot), judged
+    by the declarations of v2."""
+    from conftest import FIXTURES, V2_EXPECTATIONS
 
     lines = (FIXTURES / "console-series-all-6.12.117.log").read_text().splitlines()
     lines = [ln for ln in lines if not ln.startswith("# qemu")]
     tests = ["file_charge", "file_concurrency", "file_stress", "smoke", "test_kmem",
              "test_memcontrol"]
-    shipped = expectations.load(ROOT / "guest-tests" / "expectations.yaml", "x86_64")
+    shipped = expectations.load(V2_EXPECTATIONS, "x86_64")
     rec = RunRecord(tmp_path, "t")
     code = write(rec, _outcome("done", lines), tests, "series", shipped)
     assert code == EXIT_OK, (rec.dir / "summary.txt").read_text()
@@ -127,6 +128,28 @@ def test_captured_series_console_is_judged_as_it_was(tmp_path):
     # failures did not happen, so the run fails.
     rec = RunRecord(tmp_path, "v")
     assert write(rec, _outcome("done", lines), tests, "vanilla", shipped) == EXIT_TEST_FAILURE
+
+
+def test_captured_v3_console_matches_the_shipped_declarations(tmp_path):
+    """A real console of the series as shipped (v3, every guest program) passes
+    the shipped expectations; the same console is a failure for v2's, which
+    declared the file_charge_scope cases v2 got wrong as failures."""
+    from conftest import FIXTURES, ROOT, V2_EXPECTATIONS
+
+    lines = (FIXTURES / "console-series-v3-all-6.12.118.log").read_text().splitlines()
+    lines = [ln for ln in lines if not ln.startswith("# qemu")]
+    tests = ["file_charge", "file_charge_scope", "file_concurrency", "file_stress", "smoke",
+             "test_kmem", "test_memcontrol"]
+    shipped = expectations.load(ROOT / "guest-tests" / "expectations.yaml", "x86_64")
+    rec = RunRecord(tmp_path / "v3", "t")
+    code = write(rec, _outcome("done", lines), tests, "series", shipped)
+    assert code == EXIT_OK, (rec.dir / "summary.txt").read_text()
+    names = {t["name"]: t["status"] for t in rec.data["tests"]}
+    assert names["guest/file_charge_scope/at_limit_cache.successful_opens_cause_no_reclaim"] \
+        == "PASS"
+    rec = RunRecord(tmp_path / "v2", "t")
+    v2 = expectations.load(V2_EXPECTATIONS, "x86_64")
+    assert write(rec, _outcome("done", lines), tests, "series", v2) == EXIT_TEST_FAILURE
 
 
 def test_unexpected_failure_shows_what_the_test_printed(tmp_path):
@@ -225,7 +248,7 @@ def test_captured_debug_console_is_judged_clean(tmp_path):
     kmemleak scan after the tests, OOM reports from test_memcontrol): no splat,
     and the one disagreement is a test declared flaky, which would get its
     retry boot (pipeline.py) rather than fail the run."""
-    from conftest import FIXTURES, ROOT
+    from conftest import FIXTURES, V2_EXPECTATIONS
 
     lines = (FIXTURES / "console-debug-series-all-6.12.117.log").read_text().splitlines()
     assert any("KernelAddressSanitizer initialized" in ln for ln in lines)
@@ -233,7 +256,7 @@ def test_captured_debug_console_is_judged_clean(tmp_path):
     lines = [ln for ln in lines if not ln.startswith("# qemu")]
     tests = ["file_charge", "file_concurrency", "file_stress", "smoke", "test_kmem",
              "test_memcontrol"]
-    table = expectations.load(ROOT / "guest-tests" / "expectations.yaml", "x86_64")
+    table = expectations.load(V2_EXPECTATIONS, "x86_64")
     verdict = judging.judge_boot(_outcome("done", lines), tests, table,
                                  judging.Policy(kernels=("series",)))
     assert verdict.splats == []

@@ -19,6 +19,7 @@ EXPECTED_KINDS: dict[str, list[str]] = {
     "console-sysrq-panic-6.12.117.log": ["panic"],
     "console-vanilla-all-6.12.117.log": [],
     "console-series-all-6.12.117.log": [],
+    "console-series-v3-all-6.12.118.log": [],
     "console-debug-series-all-6.12.117.log": [],
     # console-series-all with splat_warning.log inserted inside charge.covers_pipes
     "console-series-splat-in-case-6.12.117.log": ["warning"],
