@@ -3,8 +3,9 @@
 The series is the real one (patches/series) with deliberately wrong patches
 inserted: one that charges every opened file twice (file_charge's
 charge.follows_open_files catches it), one that does not compile, one that
-adds a compiler warning, one that checkpatch.pl rejects. They touch files the
-series does not (fs/open.c, fs/nsfs.c), so they apply anywhere in it. Every
+adds a compiler warning, one that checkpatch.pl rejects. They touch lines the
+series does not (vfs_open() and vfs_truncate() in fs/open.c, fs/nsfs.c), so
+they apply anywhere in it. Every
 bisect step is an incremental build of the shared build directory plus one
 short boot running file_charge alone.
 """
@@ -54,7 +55,7 @@ def _patch(subject: str, body: str, path: str, old: str, new: str,
             f"diff --git a/{path} b/{path}\n{diff}--\n2.39.5\n")
 
 
-OPEN_INSTALL = "\t\t} else {\n\t\t\tfd_install(fd, f);\n"
+VFS_OPEN = "\tfile->f_path = *path;\n\tret = do_dentry_open(file, NULL);\n"
 
 
 def double_charge() -> tuple[str, str]:
@@ -63,9 +64,9 @@ def double_charge() -> tuple[str, str]:
         "Deliberately wrong, for the bisect test: every open() charges a second\n"
         "object of the size of struct file that is never freed, so a file costs\n"
         "its memcg twice and closing it gives nothing back.",
-        "fs/open.c", OPEN_INSTALL,
-        "\t\t} else {\n\t\t\t(void)kmalloc(sizeof(*f), GFP_KERNEL_ACCOUNT);\n"
-        "\t\t\tfd_install(fd, f);\n")
+        "fs/open.c", VFS_OPEN,
+        "\tfile->f_path = *path;\n\t(void)kmalloc(sizeof(*file), GFP_KERNEL_ACCOUNT);\n"
+        "\tret = do_dentry_open(file, NULL);\n")
 
 
 NSFS_HEAD = "// SPDX-License-Identifier: GPL-2.0\n#include <linux/mount.h>\n"
@@ -87,8 +88,8 @@ def broken_build() -> list[tuple[str, str]]:
 def new_warning() -> tuple[str, str]:
     return "0103-fs-add-an-unused-variable.patch", _patch(
         "fs: add an unused variable", "Deliberately adds a compiler warning.",
-        "fs/open.c", "\tstruct filename *tmp;\n\n\tif (fd)\n",
-        "\tstruct filename *tmp;\n\tint harness_unused;\n\n\tif (fd)\n")
+        "fs/open.c", "{\n\tstruct mnt_idmap *idmap;\n\tstruct inode *inode;\n",
+        "{\n\tstruct mnt_idmap *idmap;\n\tstruct inode *inode;\n\tint harness_unused;\n")
 
 
 def checkpatch_error() -> tuple[str, str]:
