@@ -3,18 +3,19 @@ selection reaches the program (kernel command line, guest init, SSH)."""
 
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import requires_kernel_tools
 
 from harness import bisect, qemu, run, selection, step
 from harness.cli import main
 from harness.errors import ConfigError
-from harness.profile import Profile, cache_dir
+from harness.profile import Profile, SourceConfig, cache_dir
 from harness.ssh import session
-from harness.stages.rootfs import rootfs_key
+from harness.stages.rootfs import compile_guest_tests
+from harness.stages.source import prepare_source
 from harness.target import X86_64
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -82,22 +83,27 @@ def _listed(out: str) -> list[str]:
             for v in (vs or [""]) for t in ts]
 
 
-def _rootfs_tests() -> Path | None:
-    """The compiled x86_64 programs of these very sources, if a run built them."""
-    for tree in sorted(cache_dir().glob("src/*/tools/testing/selftests/kselftest_harness.h")):
-        d = cache_dir() / "rootfs" / rootfs_key(tree.parents[3], GUEST_TESTS) / "tests"
-        if d.is_dir():
-            return d
-    return None
+@pytest.fixture(scope="module")
+def kernel_tree() -> Path:
+    """The harness's extracted Debian source (imported now on a fresh cache, as
+    any run would): it has the kselftest harness these tests compare with."""
+    return prepare_source(SourceConfig(), cache_dir()).repo
 
 
-@pytest.mark.skipif(_rootfs_tests() is None,
-                    reason="these guest-tests sources were not built yet (harness test)")
-def test_case_names_are_those_the_built_programs_list():
+@pytest.fixture(scope="module")
+def built_tests(kernel_tree, tmp_path_factory) -> Path:
+    """These very guest-tests sources, compiled as the rootfs stage compiles them."""
+    out = tmp_path_factory.mktemp("guest-tests")
+    compile_guest_tests(kernel_tree, GUEST_TESTS, out, out / "build.log")
+    return out
+
+
+@pytest.mark.integration
+@requires_kernel_tools()
+def test_case_names_are_those_the_built_programs_list(built_tests):
     """The names from the sources are what the compiled programs say they run
     (`-l` lists and exits before any test runs)."""
-    d = _rootfs_tests()
-    assert d
+    d = built_tests
     selectable = [p for p in sorted(d.iterdir())
                   if selection.known_cases(GUEST_TESTS, p.name) is not None]
     assert {"smoke", "file_charge"} <= {p.name for p in selectable}
@@ -109,19 +115,12 @@ def test_case_names_are_those_the_built_programs_list():
         assert selection.known_cases(GUEST_TESTS, name) is None
 
 
-def _kselftest_header() -> Path | None:
-    for h in sorted(cache_dir().glob("src/*/tools/testing/selftests/kselftest_harness.h")):
-        return h
-    return None
-
-
-@pytest.mark.skipif(_kselftest_header() is None or not shutil.which("gcc"),
-                    reason="no extracted kernel source in the harness cache (harness build)")
-def test_case_names_and_dash_r_agree_with_the_real_kselftest_harness(tmp_path):
+@pytest.mark.integration
+@requires_kernel_tools()
+def test_case_names_and_dash_r_agree_with_the_real_kselftest_harness(kernel_tree, tmp_path):
     """The names from the source are what the header's program prints, and
     -r NAME runs exactly that case with a plan of one."""
-    header = _kselftest_header()
-    assert header
+    header = kernel_tree / "tools/testing/selftests/kselftest_harness.h"
     (tmp_path / "v.c").write_text(VARIANTS)
     subprocess.run(["gcc", f"-I{header.parent}", "-o", str(tmp_path / "v"),
                     str(tmp_path / "v.c")], check=True, timeout=120)
