@@ -14,7 +14,7 @@ from harness.cli import main
 from harness.errors import ConfigError
 from harness.profile import Profile, SourceConfig, cache_dir
 from harness.ssh import session
-from harness.stages.rootfs import compile_guest_tests
+from harness.stages.rootfs import build_rootfs
 from harness.stages.source import prepare_source
 from harness.target import X86_64
 
@@ -92,10 +92,10 @@ def kernel_tree() -> Path:
 
 @pytest.fixture(scope="module")
 def built_tests(kernel_tree, tmp_path_factory) -> Path:
-    """These very guest-tests sources, compiled as the rootfs stage compiles them."""
-    out = tmp_path_factory.mktemp("guest-tests")
-    compile_guest_tests(kernel_tree, GUEST_TESTS, out, out / "build.log")
-    return out
+    """These very guest-tests sources, as the rootfs stage builds them: the cached
+    rootfs when a run built it, else built (and cached) now for the runs to come."""
+    log = tmp_path_factory.mktemp("rootfs") / "build.log"
+    return build_rootfs(kernel_tree, GUEST_TESTS, cache_dir(), log) / "tests"
 
 
 @pytest.mark.integration
