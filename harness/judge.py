@@ -425,8 +425,9 @@ def judge_boot(outcome: BootOutcome, programs: list[str], table: expectations.Ta
 
 # --- a retry of the flaky programs ---------------------------------------------------------
 
-def absorb_retry(first: Verdict, retry: Verdict) -> None:
-    """Fold a retry of the flaky programs into the first verdict.
+def absorb_retry(first: Verdict, retry: Verdict, *, console: str = "console-retry.log",
+                 label: str = "the retry") -> None:
+    """Fold a retry of the flaky programs (its console log CONSOLE) into the first verdict.
 
     A flaky test that matches its declaration on the retry takes the retry's
     status and keeps a note of its first failure; one that fails again stays
@@ -440,19 +441,21 @@ def absorb_retry(first: Verdict, retry: Verdict) -> None:
     for m in first.mismatches:
         again = _find(guest, m.program, m.leaf.name)
         if again is None or _key(m) in failed_again or not m.flaky:
+            if again is not None and again is not m.leaf and again.log:
+                m.leaf.log = [*m.leaf.log, f"--- {label}: failed again ---", *again.log]
             still.append(m)
             continue
         first.retried.append(f"{m.program}/{m.leaf.name}")
         m.leaf.status, m.leaf.directive = again.status, again.directive
         m.leaf.reason = (f"flaky: first run {m.leaf.reason}; "
-                         f"{_shown(again.status)} on the retry "
+                         f"{_shown(again.status)} on {label} "
                          f"(declared flaky: {m.flaky})")
-        m.leaf.log = [*m.leaf.log, "--- retry ---", *again.log]
+        m.leaf.log = [*m.leaf.log, f"--- {label} ---", *again.log]
     # Tests that passed the first time but not on the retry fail the run too.
     first.mismatches = still + [m for m in retry.mismatches if _key(m) not in failed_first]
     retried_progs = {p.name for p in guest.children}
     for s in retry.splats:  # their line numbers are in the retry's console
-        s.title = f"{s.title} (in console-retry.log)"
+        s.title = f"{s.title} (in {console})"
     first.splats += retry.splats
     first.kunit_failed += retry.kunit_failed
     first.errors += [f"retry: {e}" for e in retry.errors]

@@ -105,7 +105,7 @@ def summarize(verdict: Verdict, outcome: BootOutcome, kernel: str) -> str:
     if verdict.errors:
         tail += f"; {len(verdict.errors)} infrastructure errors (the console was not fully read)"
     if retried:
-        tail += f"; {len(retried)} flaky (failed once, then as declared on a retry)"
+        tail += f"; {len(retried)} flaky (failed, then as declared on a retry)"
     return "\n".join([head, *out, tail])
 
 

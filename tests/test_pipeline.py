@@ -48,13 +48,14 @@ def _console(tests: list[str], alone_passes: bool = True, end: str = "done") -> 
 class FakeTransport:
     name = "fake"
 
-    def __init__(self, alone_passes: bool = True) -> None:
-        self.alone_passes = alone_passes
+    def __init__(self, alone_failures: int = 0) -> None:
+        self.alone_failures = alone_failures  # boots alone that still fail, then passes
         self.boots: list[tuple[list[str], Attempt]] = []
 
     def boot(self, req, img, rootfs, tests, rec, attempt) -> BootOutcome:
         self.boots.append((list(tests), attempt))
-        lines = _console(tests, self.alone_passes)
+        alone = len(self.boots) - 1
+        lines = _console(tests, alone > self.alone_failures)
         rec.path(attempt.file("console")).write_text("\n".join(lines) + "\n")
         return BootOutcome(accel="tcg", end="done", seconds=2.0, first_output=0.1,
                            guest_start=1.0, lines=lines)
@@ -89,11 +90,25 @@ def test_a_declared_flaky_failure_is_retried_alone_over_any_transport(setup):
     assert "[FLAKY] passes_when_alone" in (rec.dir / "summary.txt").read_text()
 
 
-def test_a_flaky_failure_that_fails_again_fails_the_run(setup):
+def test_a_flaky_failure_gets_up_to_three_retries(setup):
     req, img, rec = setup
-    fake = FakeTransport(alone_passes=False)
+    fake = FakeTransport(alone_failures=2)
+    assert pipeline.test_kernel(req, img, rec, fake) == EXIT_OK
+    assert [a.stage for _, a in fake.boots] == ["boot", "retry", "retry2", "retry3"]
+    assert rec.data["flaky"] == ["flaky/passes_when_alone"]
+    assert rec.data["metadata"]["tests_retry3"] == ["flaky"]
+    assert (rec.dir / "console-retry3.log").is_file()
+    summary = (rec.dir / "summary.txt").read_text()
+    assert "pass on retry 3" in summary
+    # Every failed attempt's output stays in the record.
+    assert summary.count("not alone") >= 2
+
+
+def test_a_flaky_failure_that_fails_every_retry_fails_the_run(setup):
+    req, img, rec = setup
+    fake = FakeTransport(alone_failures=pipeline.FLAKY_RETRIES)
     assert pipeline.test_kernel(req, img, rec, fake) == EXIT_TEST_FAILURE
-    assert len(fake.boots) == 2 and rec.data["flaky"] == []
+    assert len(fake.boots) == 1 + pipeline.FLAKY_RETRIES and rec.data["flaky"] == []
 
 
 def test_a_failure_not_declared_flaky_gets_no_retry(setup, tmp_path):

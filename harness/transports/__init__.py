@@ -50,6 +50,11 @@ FIRST = Attempt()
 RETRY = Attempt("retry", "-retry")
 
 
+def retry(n: int) -> Attempt:
+    """The Nth retry boot of a run: retry/console-retry.log, then retry2/console-retry2.log."""
+    return RETRY if n == 1 else Attempt(f"retry{n}", f"-retry{n}")
+
+
 class Transport(Protocol):
     name: str
 
