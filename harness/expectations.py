@@ -11,7 +11,8 @@ each one of:
 `_default` covers a program's other tests, and a program without subtests.
 An optional `flaky: <why>` marks a test that can fail by chance for a known
 reason (an upstream selftest racing per-CPU caches): when only such tests
-disagree, the harness runs their programs once more and reports both runs.
+disagree, the harness runs their programs again (up to three retry boots) and
+reports every run.
 A result that disagrees with its declaration fails the run, in either
 direction: a test expected to fail on vanilla that passes is news too, and
 so is a skip nobody declared, or a crash where a failure was declared.

@@ -100,7 +100,7 @@ def test_declared_flaky_failure_over_ssh_gets_one_retry(console_run, results_roo
     run = harness("test", "--no-series", "--guest-tests", GUEST_FIXTURES, "--tests",
                   "flaky,pass", "--transport", "ssh", results_root=results_root)
     assert run.returncode == 0, run.output
-    assert "running flaky once more" in run.output
+    assert "running flaky again (retry 1 of at most 3)" in run.output
     assert "[FLAKY] passes_when_alone" in run.output
     assert run.data["flaky"] == ["flaky/passes_when_alone"]
     stages = run.data["stages"]
