@@ -79,7 +79,8 @@ def problems(target: Target, config: Path) -> list[str]:
         text = ""
     if text and "CONFIG_DEBUG_INFO=y" not in text:
         out.append(f"{config}: no CONFIG_DEBUG_INFO, so gdb has symbols but no types "
-                   "(add kconfigs/debuginfo.config to the profile's fragments)")
+                   "(boot an image built with --fragment kconfigs/debuginfo.config, or the "
+                   "debug profile)")
     elif "CONFIG_DEBUG_INFO_REDUCED=y" in text:
         out.append(f"{config}: CONFIG_DEBUG_INFO_REDUCED: incomplete types, and the lx-* "
                    "helpers refuse to load")

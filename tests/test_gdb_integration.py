@@ -1,17 +1,21 @@
-"""`harness boot --gdb` end to end: a real kernel under TCG, QEMU's gdb stub, Debian's gdb.
+"""Debug info end to end: `harness boot --gdb` (a real kernel under TCG, QEMU's gdb
+stub, Debian's gdb) and splats decoded to file:line.
 
-Boots the last series image of the default profile (built once if there is
-none: the build test_integration.py's default_run then reuses).
+The default profile has no debug info (issue 16: -g was a fifth of a cold
+build), so this module builds the default series once more with
+`--fragment kconfigs/debuginfo.config`, as a developer who wants gdb does.
 """
 
 import os
 import queue
+import re
 import shlex
 import signal
 import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -30,14 +34,21 @@ def results_root(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("results")
 
 
+DEBUGINFO = str(ROOT / "kconfigs" / "debuginfo.config")
+GUEST_FIXTURES = str(ROOT / "tests" / "guest-fixtures")
+
+
 @pytest.fixture(scope="module")
 def series_image(results_root) -> run.KernelImage:
-    """What `harness boot` boots: the default profile's last series build."""
-    req = run.Request(profile=load_profile("default"))
+    """What `harness boot --fragment kconfigs/debuginfo.config` boots: the default
+    profile's series with full DWARF (built once, then reused)."""
+    prof = load_profile("default")
+    prof = replace(prof, fragments=[*prof.fragments, DEBUGINFO])
+    req = run.Request(profile=prof)
     try:
         return run.last_image(req)
     except ConfigError:
-        built = harness("build", results_root=results_root)
+        built = harness("build", "--fragment", DEBUGINFO, results_root=results_root)
         assert built.returncode == 0, built.output
         return run.last_image(req)
 
@@ -92,7 +103,7 @@ def _listeners(port: int) -> list[str]:
 
 def test_boot_gdb_wait_then_gdb_reads_init_task_comm(series_image, results_root):
     cmd = [sys.executable, "-m", "harness", "boot", "--gdb", "--gdb-wait", "--accel", "tcg",
-           "--results-dir", str(results_root)]
+           "--fragment", DEBUGINFO, "--results-dir", str(results_root)]
     # stdin stays open (QEMU's console reads it); its own process group, so one
     # killpg ends QEMU (exec'd: the same pid) and anything it started.
     boot = subprocess.Popen(cmd, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -138,3 +149,18 @@ def test_boot_gdb_wait_then_gdb_reads_init_task_comm(series_image, results_root)
         while qemu_processes(marker) and time.monotonic() < deadline:
             time.sleep(0.5)
         assert not qemu_processes(marker), "QEMU outlived its process group"
+
+
+def test_splat_frames_are_decoded_to_file_and_line(series_image, results_root):
+    # decode_stacktrace.sh with the image's vmlinux: function+offset (file:line)
+    # in summary.txt; console.log keeps the trace as printed.
+    run = harness("test", "--fragment", DEBUGINFO, "--guest-tests", GUEST_FIXTURES,
+                  "--tests", "panic", results_root=results_root)
+    assert run.returncode == 1, run.output
+    panic = next(s for s in run.data["splats"] if s["kind"] in ("panic", "oops", "bug"))
+    assert len(panic["decoded"]) == len(panic["lines"]), run.data["metadata"].get("decoded")
+    summary = (run.results / "summary.txt").read_text()
+    assert re.search(r"sysrq_handle_crash\+0x[0-9a-f]+/0x[0-9a-f]+ "
+                     r"\(drivers/tty/sysrq\.c:\d+\)", summary), summary
+    assert "(drivers/tty/sysrq.c:" not in (run.results / "console.log").read_text()
+    assert not qemu_processes(run.results.name)

@@ -158,17 +158,13 @@ def test_guest_panic_is_a_crash_with_the_splat(default_run, results_root):
     assert time.monotonic() - t0 < 120
     kinds = {s["kind"] for s in run.data["splats"]}
     assert kinds & {"panic", "oops", "bug"}, run.data["splats"]
-    # The trace is decoded with the image's vmlinux (the default profile has
-    # debug info: kconfigs/debuginfo.config): function+offset (file:line) in
-    # summary.txt; console.log keeps the trace as printed.
+    # The default profile has no debug info: frames keep function+offset
+    # (file:line with kconfigs/debuginfo.config: test_gdb_integration.py).
     panic = next(s for s in run.data["splats"] if s["kind"] in ("panic", "oops", "bug"))
     assert len(panic["decoded"]) == len(panic["lines"]), run.data["metadata"].get("decoded")
     assert any("sysrq_handle_crash+0x" in line for line in panic["decoded"])
     summary = (run.results / "summary.txt").read_text()
-    assert re.search(r"sysrq_handle_crash\+0x[0-9a-f]+/0x[0-9a-f]+ "
-                     r"\(drivers/tty/sysrq\.c:\d+\)", summary), summary
-    assert "sysrq_handle_crash+0x" in summary
-    assert "(drivers/tty/sysrq.c:" not in (run.results / "console.log").read_text()
+    assert re.search(r"sysrq_handle_crash\+0x[0-9a-f]+/0x[0-9a-f]+", summary), summary
     tests = {t["name"]: t["status"] for t in run.data["tests"]}
     # `pass` was promised by the plan but never ran: crashed, not passed.
     assert any(n.endswith("pass") and s == "CRASHED" for n, s in tests.items()), tests
