@@ -41,7 +41,7 @@ from harness.errors import (
     ConfigError,
     HarnessError,
 )
-from harness.gitutil import git, rev_parse
+from harness.gitutil import NO_AUTO_GC, git, rev_parse
 from harness.lock import locked
 from harness.profile import Profile, cache_dir, project_path
 from harness.results import RunRecord
@@ -210,7 +210,8 @@ def drive(repo: Path, good: str, bad: str, cmd: list[str], env: dict[str, str],
             if "is the first bad commit" not in start.stdout:
                 # Its own session: Ctrl-C reaches only us, and _stop() ends the
                 # step in order (SIGTERM, wait, then SIGKILL).
-                proc = subprocess.Popen(["git", "-C", str(repo), "bisect", "run", *cmd],
+                proc = subprocess.Popen(["git", *NO_AUTO_GC, "-C", str(repo), "bisect", "run",
+                                         *cmd],
                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                         text=True, errors="replace", env=env,
                                         start_new_session=True)
