@@ -61,6 +61,31 @@ def requires_kernel_tools(*extra: str) -> pytest.MarkDecorator:
                               reason=f"missing {', '.join(missing)}: run ./install-deps.sh")
 
 
+DEBUGINFO = ROOT / "kconfigs" / "debuginfo.config"
+
+
+@pytest.fixture(scope="session")
+def debuginfo_image(tmp_path_factory):
+    """The default profile's series built with kconfigs/debuginfo.config (full DWARF),
+    as a developer who wants gdb or file:line in splats builds it: once, then reused.
+    The default profile itself has no debug info (issue 16)."""
+    from dataclasses import replace
+
+    from harness import run
+    from harness.errors import ConfigError
+    from harness.profile import load_profile
+
+    prof = load_profile("default")
+    req = run.Request(profile=replace(prof, fragments=[*prof.fragments, str(DEBUGINFO)]))
+    try:
+        return run.last_image(req)
+    except ConfigError:
+        built = harness("build", "--fragment", str(DEBUGINFO),
+                        results_root=tmp_path_factory.mktemp("results"))
+        assert built.returncode == 0, built.output
+        return run.last_image(req)
+
+
 def interrupt_when(cmd: list[str], ready: str, timeout: int = 900) -> tuple[int, str]:
     """Start CMD, send SIGINT once READY appears in its output, return (rc, output)."""
     # A shell without job control starts background jobs with SIGINT ignored,

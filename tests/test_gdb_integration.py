@@ -15,15 +15,11 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from conftest import DEBUGINFO as DEBUGINFO_PATH
 from conftest import ROOT, harness, qemu_processes, requires_kernel_tools
-
-from harness import run
-from harness.errors import ConfigError
-from harness.profile import load_profile
 
 # install-deps.sh installs gdb-multiarch: missing, it skips outside CI and fails in CI.
 pytestmark = [pytest.mark.integration, requires_kernel_tools("gdb-multiarch")]
@@ -34,23 +30,8 @@ def results_root(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("results")
 
 
-DEBUGINFO = str(ROOT / "kconfigs" / "debuginfo.config")
+DEBUGINFO = str(DEBUGINFO_PATH)
 GUEST_FIXTURES = str(ROOT / "tests" / "guest-fixtures")
-
-
-@pytest.fixture(scope="module")
-def series_image(results_root) -> run.KernelImage:
-    """What `harness boot --fragment kconfigs/debuginfo.config` boots: the default
-    profile's series with full DWARF (built once, then reused)."""
-    prof = load_profile("default")
-    prof = replace(prof, fragments=[*prof.fragments, DEBUGINFO])
-    req = run.Request(profile=prof)
-    try:
-        return run.last_image(req)
-    except ConfigError:
-        built = harness("build", "--fragment", DEBUGINFO, results_root=results_root)
-        assert built.returncode == 0, built.output
-        return run.last_image(req)
 
 
 def _reader(proc: subprocess.Popen) -> "queue.Queue[str | None]":
@@ -101,7 +82,7 @@ def _listeners(port: int) -> list[str]:
     return out
 
 
-def test_boot_gdb_wait_then_gdb_reads_init_task_comm(series_image, results_root):
+def test_boot_gdb_wait_then_gdb_reads_init_task_comm(debuginfo_image, results_root):
     cmd = [sys.executable, "-m", "harness", "boot", "--gdb", "--gdb-wait", "--accel", "tcg",
            "--fragment", DEBUGINFO, "--results-dir", str(results_root)]
     # stdin stays open (QEMU's console reads it); its own process group, so one
@@ -123,7 +104,7 @@ def test_boot_gdb_wait_then_gdb_reads_init_task_comm(series_image, results_root)
         while not _listeners(int(port)) and time.monotonic() < deadline:
             time.sleep(0.5)
         assert _listeners(int(port)) == ["0100007F"]
-        assert str(series_image.image.parent / "vmlinux") in gdb
+        assert str(debuginfo_image.image.parent / "vmlinux") in gdb
         helpers = any(a.startswith("source ") and a.endswith("vmlinux-gdb.py") for a in gdb)
         # -S: the CPUs wait at reset, before paging; a hardware breakpoint (a
         # software one cannot be written to an unmapped kernel address) stops
@@ -151,7 +132,7 @@ def test_boot_gdb_wait_then_gdb_reads_init_task_comm(series_image, results_root)
         assert not qemu_processes(marker), "QEMU outlived its process group"
 
 
-def test_splat_frames_are_decoded_to_file_and_line(series_image, results_root):
+def test_splat_frames_are_decoded_to_file_and_line(debuginfo_image, results_root):
     # decode_stacktrace.sh with the image's vmlinux: function+offset (file:line)
     # in summary.txt; console.log keeps the trace as printed.
     run = harness("test", "--fragment", DEBUGINFO, "--guest-tests", GUEST_FIXTURES,
