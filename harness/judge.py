@@ -441,7 +441,7 @@ def absorb_retry(first: Verdict, retry: Verdict, *, console: str = "console-retr
     for m in first.mismatches:
         again = _find(guest, m.program, m.leaf.name)
         if again is None or _key(m) in failed_again or not m.flaky:
-            if again is not None and again is not m.leaf and again.log:
+            if again is not None and again.log:
                 m.leaf.log = [*m.leaf.log, f"--- {label}: failed again ---", *again.log]
             still.append(m)
             continue

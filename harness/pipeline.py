@@ -98,7 +98,7 @@ def run_tests(req: run.Request, img: KernelImage, rec: RunRecord,
     with req.timings.measure("report"):
         verdict = judging.judge_boot(first, tests, table, policy)
     result = RunResult(tests, verdict, [first])
-    for n in range(1, FLAKY_RETRIES + 1 if retry else 1):
+    for n in range(1, (FLAKY_RETRIES if retry else 0) + 1):
         flaky = verdict.flaky_programs()
         if not flaky:
             break

@@ -61,6 +61,17 @@ def requires_kernel_tools(*extra: str) -> pytest.MarkDecorator:
                               reason=f"missing {', '.join(missing)}: run ./install-deps.sh")
 
 
+@pytest.fixture(scope="session")
+def kernel_tree() -> Path:
+    """The harness's extracted Debian source, imported now on a fresh cache as any
+    run would (no build): the kernel's own scripts and headers for tests that
+    compare with them."""
+    from harness.profile import SourceConfig, cache_dir
+    from harness.stages.source import prepare_source
+
+    return prepare_source(SourceConfig(), cache_dir()).repo
+
+
 DEBUGINFO = ROOT / "kconfigs" / "debuginfo.config"
 
 

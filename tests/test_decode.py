@@ -12,23 +12,15 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from conftest import harness, requires_kernel_tools
+from conftest import requires_kernel_tools
 from conftest import write_report as write
 
 from harness import decode, splat
 from harness.boot import BootOutcome
-from harness.profile import cache_dir
 from harness.results import RunRecord
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 PANIC = FIXTURES / "console-sysrq-panic-6.12.117.log"  # a real sysrq-c panic, 6.12.117
-
-
-def _real_tree() -> Path | None:
-    for tree in sorted((cache_dir() / "src").glob("*")):
-        if (tree / decode.SCRIPT).is_file():
-            return tree
-    return None
 
 
 # --- restore: what the report shows for one line ---------------------------------------------
@@ -138,21 +130,10 @@ def test_an_older_image_uses_the_build_directorys_vmlinux_only_if_it_made_its_bz
 
 # --- the real decode_stacktrace.sh ------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory) -> None:
-    """The default profile's series image and its source tree, built (or reused) here:
-    these tests must not depend on another test having filled the cache first."""
-    if os.environ.get("HARNESS_TEST_VMLINUX"):
-        return
-    run = harness("build", results_root=tmp_path_factory.mktemp("results"))
-    assert run.returncode == 0, run.output
-
-
 @pytest.fixture
-def real_tree(built) -> Path:
-    tree = _real_tree()
-    assert tree is not None, f"no kernel tree with {decode.SCRIPT} in {cache_dir() / 'src'}"
-    return tree
+def real_tree(kernel_tree) -> Path:
+    assert (kernel_tree / decode.SCRIPT).is_file(), kernel_tree
+    return kernel_tree
 
 
 @pytest.mark.integration

@@ -12,10 +12,9 @@ from conftest import requires_kernel_tools
 from harness import bisect, qemu, run, selection, step
 from harness.cli import main
 from harness.errors import ConfigError
-from harness.profile import Profile, SourceConfig, cache_dir
+from harness.profile import Profile, cache_dir
 from harness.ssh import session
 from harness.stages.rootfs import build_rootfs
-from harness.stages.source import prepare_source
 from harness.target import X86_64
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,13 +80,6 @@ def _listed(out: str) -> list[str]:
                 into.append(col)
     return [".".join(filter(None, (f, v, t))) for f, (vs, ts) in tests.items()
             for v in (vs or [""]) for t in ts]
-
-
-@pytest.fixture(scope="module")
-def kernel_tree() -> Path:
-    """The harness's extracted Debian source (imported now on a fresh cache, as
-    any run would): it has the kselftest harness these tests compare with."""
-    return prepare_source(SourceConfig(), cache_dir()).repo
 
 
 @pytest.fixture(scope="module")

@@ -86,9 +86,6 @@ def _import_tarball(tarball: Path, repo: Path) -> None:
     _strip_debian_gitignore(tmp)
     printer.stage("Importing the source into git (once) ...")
     git(tmp, "init", "-q", "-b", "harness")
-    # Also for git run by hand or by `git bisect run` in this repository.
-    git(tmp, "config", "gc.auto", "0")
-    git(tmp, "config", "maintenance.auto", "false")
     git(tmp, "add", "-A", timeout=1800)
     git(tmp, "commit", "-q", "-m", f"Import {tarball.name}", timeout=1800)
     git(tmp, "tag", "base")
