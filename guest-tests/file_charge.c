@@ -1905,7 +1905,8 @@ TEST_F(over_limit, open_reclaims_page_cache)
 	/*
 	 * The guest init runs each program in /mnt/scratch/<program>, ext2
 	 * on the brd ramdisk /dev/ram0: clean page cache that reclaim can
-	 * drop (tmpfs pages can only be swapped, and the guest has no swap).
+	 * drop (tmpfs pages can only be swapped, and the default guest has no
+	 * swap).
 	 * Without brd there is no block device to put it on.
 	 */
 	ASSERT_EQ(0, statfs(".", &st));

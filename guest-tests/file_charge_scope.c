@@ -286,11 +286,12 @@ TEST_F(overlay, dir_fd_charges_real_file_too)
 
 /*
  * The memcg is filled by a ballast process (BALLAST_BYTES of anonymous
- * memory; no swap, so nothing reclaimable), the most attractive OOM
- * victim (oom_score_adj 1000), next to an actor the OOM killer never
- * picks (-1000). With no room left, vanilla's charge of the actor's new
- * struct file reclaims, finds nothing, OOM-kills the ballast and succeeds:
- * the syscall works, as any allocation in a full memcg does. It must not
+ * memory), the most attractive OOM victim (oom_score_adj 1000), next to an
+ * actor the OOM killer never picks (-1000). With no room left, vanilla's
+ * charge of the actor's new struct file reclaims: without swap (the default
+ * guest) it finds nothing and OOM-kills the ballast, with swap (the distro
+ * guest's zram) it swaps some of the ballast out; either way the syscall
+ * succeeds, as any allocation in a full memcg does. It must not
  * fail with ENOMEM instead (v2 runs its open() check in every
  * dentry_open(), issue 17 point 3).
  */

@@ -31,6 +31,19 @@ elif ! err=$(mount -t ext2 /dev/ram0 /mnt/scratch 2>&1); then
 	echo "harness: /mnt/scratch: ERROR $err: tmpfs instead, no reclaimable page cache"
 	mount -t tmpfs tmpfs /mnt/scratch
 fi
+# Swap, where the kernel has zram (the distro profile): reclaim at a memcg
+# limit may then swap anon out rather than OOM-kill, as on a machine with
+# swap, and upstream's swap tests (memory.swap.*) run instead of skipping.
+# The default profile has no CONFIG_SWAP: nothing to do, and its tests
+# declare what a kernel without swap does.
+if [ -e /sys/block/zram0/disksize ]; then
+	if echo 512M > /sys/block/zram0/disksize && mkswap /dev/zram0 >/dev/null 2>&1 &&
+		swapon /dev/zram0 2>/dev/null; then
+		echo "harness: swap: 512M zram ($(cat /sys/block/zram0/comp_algorithm | sed 's/.*\[\(.*\)\].*/\1/'))"
+	else
+		echo "harness: swap: ERROR setting up zram0 failed: no swap"
+	fi
+fi
 
 tests=""
 per_test=300
