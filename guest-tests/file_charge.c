@@ -1839,6 +1839,25 @@ TEST_F(over_limit, parent_limit_fails_open_in_child)
 }
 
 /*
+ * With swap on the machine, reclaim swaps the opener's own pages out to
+ * make room for its files, and it is OOM-killed at a swap-in as on
+ * vanilla (expectations.yaml, the distro profile). A memcg that may not
+ * swap (memory.swap.max 0: Kubernetes' default for a pod) has nothing to
+ * swap, so the series' ENOMEM must hold there as on a machine without
+ * swap.
+ */
+TEST_F(over_limit, open_fails_with_enomem_no_swap_allowed)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/memory.swap.max", self->child);
+	if (path_absent(path))
+		SKIP(return, "no memory.swap.max: kernel without CONFIG_SWAP");
+	ASSERT_EQ(0, cg_write(self->child, "memory.swap.max", "0"));
+	check_enomem_at_limit(_metadata, self->child, self->child);
+}
+
+/*
  * With the memcg full of clean page cache, open() must reclaim it rather
  * than fail: the early ENOMEM is only for memory that cannot be reclaimed.
  */

@@ -34,8 +34,8 @@ fi
 # Swap, where the kernel has zram (the distro profile): reclaim at a memcg
 # limit may then swap anon out rather than OOM-kill, as on a machine with
 # swap, and upstream's swap tests (memory.swap.*) run instead of skipping.
-# The default profile has no CONFIG_SWAP: nothing to do, and its tests
-# declare what a kernel without swap does.
+# The default profile has no zram, so no swap device (as on a cloud VM):
+# its tests declare what a machine without swap does.
 if [ -e /sys/block/zram0/disksize ]; then
 	if echo 512M > /sys/block/zram0/disksize && mkswap /dev/zram0 >/dev/null 2>&1 &&
 		swapon /dev/zram0 2>/dev/null; then
