@@ -1923,19 +1923,19 @@ TEST_F(over_limit, open_reclaims_page_cache)
 
 	/*
 	 * The guest init runs each program in /mnt/scratch/<program>, ext2
-	 * on the brd ramdisk /dev/ram0: clean page cache that reclaim can
-	 * drop (tmpfs pages can only be swapped, and the default guest has no
-	 * swap).
-	 * Without brd there is no block device to put it on.
+	 * on the profile's virtio disk or the brd ramdisk /dev/ram0: clean
+	 * page cache that reclaim can drop (tmpfs pages can only be swapped,
+	 * and the default guest has no swap). Without either there is no
+	 * block device to put it on.
 	 */
 	ASSERT_EQ(0, statfs(".", &st));
 	if (st.f_type == TMPFS_MAGIC || st.f_type == RAMFS_MAGIC) {
 		if (path_absent("/sys/block/ram0"))
 			SKIP(return, "no /sys/block/ram0: kernel built without CONFIG_BLK_DEV_RAM, no block filesystem for page cache");
 		ASSERT_NE(TMPFS_MAGIC, st.f_type)
-			TH_LOG("cwd is tmpfs, not ext2 on /dev/ram0: see the guest init's 'harness: /mnt/scratch' line");
+			TH_LOG("cwd is tmpfs, not ext2 on /dev/vda or /dev/ram0: see the guest init's 'harness: /mnt/scratch' line");
 		ASSERT_NE(RAMFS_MAGIC, st.f_type)
-			TH_LOG("cwd is the initramfs, not ext2 on /dev/ram0: see the guest init's 'harness: /mnt/scratch' line");
+			TH_LOG("cwd is the initramfs, not ext2 on /dev/vda or /dev/ram0: see the guest init's 'harness: /mnt/scratch' line");
 	}
 
 	/* write it from outside the memcg, then drop it from the cache */

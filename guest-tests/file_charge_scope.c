@@ -577,7 +577,7 @@ TEST_F(few_reclaimable, open_succeeds_without_oom_kill)
 		if (path_absent("/sys/block/ram0"))
 			SKIP(return, "no /sys/block/ram0: kernel built without CONFIG_BLK_DEV_RAM, no block filesystem for page cache");
 		ASSERT_NE(0, self->file[0])
-			TH_LOG("cwd is tmpfs, not ext2 on /dev/ram0: see the guest init's 'harness: /mnt/scratch' line");
+			TH_LOG("cwd is tmpfs, not ext2 on /dev/vda or /dev/ram0: see the guest init's 'harness: /mnt/scratch' line");
 	}
 	ASSERT_EQ(0, worker_start(&w, self->cg, few_pages_worker, self->file));
 	ASSERT_STEP(&w, 1);
@@ -739,7 +739,7 @@ TEST_F(at_limit_cache, successful_opens_cause_no_reclaim)
 		if (path_absent("/sys/block/ram0"))
 			SKIP(return, "no /sys/block/ram0: kernel built without CONFIG_BLK_DEV_RAM, no block filesystem for page cache");
 		ASSERT_NE(0, self->file[0])
-			TH_LOG("cwd is tmpfs, not ext2 on /dev/ram0: see the guest init's 'harness: /mnt/scratch' line");
+			TH_LOG("cwd is tmpfs, not ext2 on /dev/vda or /dev/ram0: see the guest init's 'harness: /mnt/scratch' line");
 	}
 	ASSERT_EQ(0, worker_start(&w, self->cg, stream_worker, self->file));
 	ASSERT_STEP(&w, 1);
@@ -1192,7 +1192,7 @@ fail:
 		if (path_absent("/sys/block/ram0"))			\
 			SKIP(return, "no /sys/block/ram0: kernel built without CONFIG_BLK_DEV_RAM, no block filesystem for page cache"); \
 		ASSERT_NE(0, (file)[0])					\
-			TH_LOG("cwd is tmpfs, not ext2 on /dev/ram0: see the guest init's 'harness: /mnt/scratch' line"); \
+			TH_LOG("cwd is tmpfs, not ext2 on /dev/vda or /dev/ram0: see the guest init's 'harness: /mnt/scratch' line"); \
 	}								\
 } while (0)
 

@@ -16,20 +16,26 @@ echo +memory > /sys/fs/cgroup/cgroup.subtree_control
 ip link set lo up 2>/dev/null
 mkdir -p /etc
 echo "127.0.0.1 localhost" > /etc/hosts
-# ext2 on a ramdisk: clean page cache that reclaim can drop (tmpfs can't).
+# ext2 on a block device: clean page cache that reclaim can drop (tmpfs
+# can't). The profile's virtio disk (qemu.scratch_disk: /dev/vda, real
+# block I/O) where the host gave one, else the brd ramdisk /dev/ram0.
 # Each program runs in /mnt/scratch/<name>; file_charge's
 # open_reclaims_page_cache and test_memcontrol's page cache tests need it
 # there. Without it they fail (or skip, when the kernel has no brd), and
 # this line says why; tmpfs keeps the other tests' cwd writable.
-if [ ! -b /dev/ram0 ]; then
-	echo "harness: /mnt/scratch: ERROR no /dev/ram0 (CONFIG_BLK_DEV_RAM off?): tmpfs instead, no reclaimable page cache"
+disk=/dev/ram0
+[ -b /dev/vda ] && disk=/dev/vda
+if [ ! -b $disk ]; then
+	echo "harness: /mnt/scratch: ERROR no $disk (CONFIG_BLK_DEV_RAM off?): tmpfs instead, no reclaimable page cache"
 	mount -t tmpfs tmpfs /mnt/scratch
-elif ! err=$(mke2fs -q /dev/ram0 2>&1 >/dev/null); then
-	echo "harness: /mnt/scratch: ERROR mke2fs /dev/ram0 failed ($err): tmpfs instead, no reclaimable page cache"
+elif ! err=$(mke2fs -q $disk 2>&1 >/dev/null); then
+	echo "harness: /mnt/scratch: ERROR mke2fs $disk failed ($err): tmpfs instead, no reclaimable page cache"
 	mount -t tmpfs tmpfs /mnt/scratch
-elif ! err=$(mount -t ext2 /dev/ram0 /mnt/scratch 2>&1); then
+elif ! err=$(mount -t ext2 $disk /mnt/scratch 2>&1); then
 	echo "harness: /mnt/scratch: ERROR $err: tmpfs instead, no reclaimable page cache"
 	mount -t tmpfs tmpfs /mnt/scratch
+else
+	echo "harness: /mnt/scratch: ext2 on $disk"
 fi
 # Swap, where the kernel has zram (the distro profile): reclaim at a memcg
 # limit may then swap anon out rather than OOM-kill, as on a machine with

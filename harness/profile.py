@@ -38,6 +38,9 @@ class QemuConfig:
     # TCG with several vCPUs: one host thread per vCPU ("multi") or all on one
     # ("single", round-robin); icount is always single.
     tcg_threads: str = "multi"
+    # A virtio disk of this size ("1G") for the tests' page cache (/mnt/scratch),
+    # a sparse file made per boot and deleted after it; "" = the brd ramdisk.
+    scratch_disk: str = ""
     extra_args: list[str] = field(default_factory=list)
     cmdline: list[str] = field(default_factory=list)  # appended to the kernel command line
 
@@ -145,11 +148,30 @@ def yaml_mapping(text: str, filename: str) -> dict[str, Any]:
     return data
 
 
+_SIZE_UNITS = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def size_bytes(size: str) -> int:
+    """`512M` -> 536870912: QEMU's size syntax (a suffix K, M, G or T; none = bytes)."""
+    text = size.strip().upper().removesuffix("B")
+    unit = _SIZE_UNITS.get(text[-1:], 1)
+    digits = text[:-1] if text[-1:] in _SIZE_UNITS else text
+    if not digits.isdigit() or int(digits) == 0:
+        raise ConfigError(f"{size!r} is not a size such as 512M or 1G")
+    return int(digits) * unit
+
+
 def parse_profile(text: str, filename: str) -> Profile:
     data = yaml_mapping(text, filename)
     if "series" in data and data["series"] in (None, False):
         data["series"] = ""
-    return _build(Profile, data, filename)
+    prof = _build(Profile, data, filename)
+    if prof.qemu.scratch_disk:
+        try:
+            size_bytes(prof.qemu.scratch_disk)
+        except ConfigError as e:
+            raise key_error(filename, "qemu.scratch_disk", str(e)) from None
+    return prof
 
 
 def resolve_profile(name: str) -> Path:

@@ -1,13 +1,15 @@
 """QEMU command lines, per-architecture settings as data, and KVM probing."""
 
+import contextlib
 import json
 import os
 import shutil
-from collections.abc import Mapping
+import tempfile
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from harness.errors import ConfigError
-from harness.profile import QemuConfig
+from harness.profile import QemuConfig, size_bytes
 from harness.selection import cmdline_entry
 from harness.target import QemuArch
 
@@ -49,6 +51,20 @@ def accel_option(accel: str, cfg: QemuConfig) -> str:
     if accel == "tcg" and cfg.smp > 1 and not cfg.icount:
         return f"tcg,thread={cfg.tcg_threads}"
     return accel
+
+
+@contextlib.contextmanager
+def scratch_disk(size: str) -> Iterator[list[str]]:
+    """QEMU arguments for the guest's page-cache disk, a fresh sparse file of SIZE
+    that is deleted after the boot: nothing of one run's page cache survives into
+    the next. virtio-blk, so reads are real block I/O (requests, interrupts,
+    readahead) rather than brd's memcpy; the guest init finds it as /dev/vda and
+    makes its filesystem (guest_init.sh)."""
+    with tempfile.TemporaryDirectory(prefix="harness-disk-") as tmp:
+        image = Path(tmp) / "scratch.img"
+        with open(image, "wb") as f:
+            os.truncate(f.fileno(), size_bytes(size))
+        yield ["-drive", f"file={image},if=virtio,format=raw,cache=writeback"]
 
 
 def qemu_command(arch: QemuArch, cfg: QemuConfig, accel: str, kernel: Path, initrd: Path,

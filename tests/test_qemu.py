@@ -4,7 +4,7 @@ import pytest
 
 from harness import qemu
 from harness.errors import ConfigError
-from harness.profile import QemuConfig
+from harness.profile import QemuConfig, parse_profile, size_bytes
 from harness.qemu import accel_option
 from harness.target import X86_64
 
@@ -110,3 +110,31 @@ def test_profile_can_keep_smp_tcg_on_one_host_thread():
     with pytest.raises(ConfigError, match="tcg_threads"):
         accel_option("tcg", QemuConfig(smp=2, tcg_threads="many"))
 
+
+
+def test_scratch_disk_is_a_sparse_virtio_disk_gone_after_the_boot():
+    with qemu.scratch_disk("64M") as args:
+        assert args[0] == "-drive"
+        opts = dict(o.split("=", 1) for o in args[1].split(","))
+        assert (opts["if"], opts["format"]) == ("virtio", "raw")
+        image = Path(opts["file"])
+        assert image.stat().st_size == 64 << 20
+        assert image.stat().st_blocks == 0  # sparse: no disk used until the guest writes
+    assert not image.exists() and not image.parent.exists()
+
+
+@pytest.mark.parametrize("size,expected", [("512M", 512 << 20), ("2G", 2 << 30),
+                                           ("4096", 4096), ("1g", 1 << 30)])
+def test_sizes_read_as_qemu_reads_them(size, expected):
+    assert size_bytes(size) == expected
+
+
+@pytest.mark.parametrize("size", ["", "M", "0", "1.5G", "2X", "-1G"])
+def test_a_bad_size_is_an_error_naming_it(size):
+    with pytest.raises(ConfigError, match="is not a size"):
+        size_bytes(size)
+
+
+def test_a_bad_scratch_disk_names_the_file_and_key():
+    with pytest.raises(ConfigError, match=r"p\.yaml: qemu\.scratch_disk: '2X' is not a size"):
+        parse_profile("qemu:\n  scratch_disk: 2X\n", "p.yaml")

@@ -4,6 +4,7 @@
 line (plus its network and initrd), timeouts, console log and splat watch.
 """
 
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,7 @@ from harness import printer, run
 from harness.boot import BootOutcome, boot
 from harness.images import KernelImage
 from harness.profile import cache_dir
+from harness.qemu import scratch_disk
 from harness.results import RunRecord
 from harness.transports import Attempt, announce
 
@@ -27,10 +29,14 @@ def boot_qemu(req: run.Request, img: KernelImage, rootfs: Path, tests: list[str]
                                           cmdline_extra=cmdline_extra)
     if patch is not None:
         cmds = {a: patch(c) for a, c in cmds.items()}
-    rec.meta(**{attempt.key("qemu"): dict(cmds)})
-    announce(req, img, accels, why, how, tests)
-    return boot(cmds, accels, rec.path(attempt.file("console")), req.profile.timeouts,
-                cache_dir(), echo=printer.verbose)
+    with contextlib.ExitStack() as stack:
+        if req.profile.qemu.scratch_disk:
+            disk = stack.enter_context(scratch_disk(req.profile.qemu.scratch_disk))
+            cmds = {a: [*c, *disk] for a, c in cmds.items()}
+        rec.meta(**{attempt.key("qemu"): dict(cmds)})
+        announce(req, img, accels, why, how, tests)
+        return boot(cmds, accels, rec.path(attempt.file("console")), req.profile.timeouts,
+                    cache_dir(), echo=printer.verbose)
 
 
 @dataclass(frozen=True)
