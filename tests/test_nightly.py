@@ -556,3 +556,16 @@ def test_previous_may_be_a_download_holding_the_nightly(project, fake, tmp_path)
     changes = json.loads((after / "changes.json").read_text())
     assert changes["newly_skipped"] == ["default-vanilla-guest: guest/smoke/case: PASS -> SKIP"]
     assert f"## Changes since {before}" in (after / "summary.md").read_text()
+
+
+def test_the_nightly_guest_and_selftest_suites_run_every_guest_program():
+    """A guest program that no nightly suite names never runs nightly (file_charge_scope,
+    with the distro-only AppArmor test, was missing): every program the guest-tests
+    Makefile builds, but the benchmarks (the bench suite's own), is in a suite."""
+    from harness.stages.rootfs import program_names
+
+    programs = program_names(Path(__file__).parents[1] / "guest-tests")
+    assert programs, "could not read the guest-tests Makefile's programs"
+    matrix = load_matrix(Path(__file__).parents[1] / "nightly.yaml")
+    named = {t for s in matrix.suites.values() if s.kind == "tests" for t in s.tests}
+    assert {p for p in programs if not p.startswith("bench_")} - named == set()
