@@ -17,16 +17,18 @@ ip link set lo up 2>/dev/null
 mkdir -p /etc
 echo "127.0.0.1 localhost" > /etc/hosts
 # ext2 on a block device: clean page cache that reclaim can drop (tmpfs
-# can't). The profile's virtio disk (qemu.scratch_disk: /dev/vda, real
-# block I/O) where the host gave one, else the brd ramdisk /dev/ram0.
+# can't). The profile's virtio disk (qemu.scratch_disk: real block I/O)
+# when harness.disk= names it, else the brd ramdisk /dev/ram0.
 # Each program runs in /mnt/scratch/<name>; file_charge's
 # open_reclaims_page_cache and test_memcontrol's page cache tests need it
 # there. Without it they fail (or skip, when the kernel has no brd), and
 # this line says why; tmpfs keeps the other tests' cwd writable.
 disk=/dev/ram0
-[ -b /dev/vda ] && disk=/dev/vda
+for arg in $(cat /proc/cmdline); do
+	case "$arg" in harness.disk=*) disk="${arg#harness.disk=}" ;; esac
+done
 if [ ! -b $disk ]; then
-	echo "harness: /mnt/scratch: ERROR no $disk (CONFIG_BLK_DEV_RAM off?): tmpfs instead, no reclaimable page cache"
+	echo "harness: /mnt/scratch: ERROR no $disk (CONFIG_BLK_DEV_RAM or CONFIG_VIRTIO_BLK off?): tmpfs instead, no reclaimable page cache"
 	mount -t tmpfs tmpfs /mnt/scratch
 elif ! err=$(mke2fs -q $disk 2>&1 >/dev/null); then
 	echo "harness: /mnt/scratch: ERROR mke2fs $disk failed ($err): tmpfs instead, no reclaimable page cache"

@@ -53,13 +53,17 @@ def accel_option(accel: str, cfg: QemuConfig) -> str:
     return accel
 
 
+# The scratch disk as the guest sees it: the first virtio-blk device.
+SCRATCH_DEVICE = "/dev/vda"
+
+
 @contextlib.contextmanager
 def scratch_disk(size: str) -> Iterator[list[str]]:
     """QEMU arguments for the guest's page-cache disk, a fresh sparse file of SIZE
     that is deleted after the boot: nothing of one run's page cache survives into
     the next. virtio-blk, so reads are real block I/O (requests, interrupts,
-    readahead) rather than brd's memcpy; the guest init finds it as /dev/vda and
-    makes its filesystem (guest_init.sh)."""
+    readahead) rather than brd's memcpy; the guest init, told so by
+    harness.disk=SCRATCH_DEVICE, makes its filesystem there (guest_init.sh)."""
     with tempfile.TemporaryDirectory(prefix="harness-disk-") as tmp:
         image = Path(tmp) / "scratch.img"
         with open(image, "wb") as f:

@@ -204,3 +204,23 @@ def test_sigint_during_boot_kills_qemu_and_keeps_results(default_run, results_ro
     data = (results / "results.json").read_text()
     assert '"status": "interrupted"' in data
     assert (results / "console.log").is_file()
+
+
+def test_scratch_disk_holds_the_page_cache(default_run, results_root, tmp_path):
+    """qemu.scratch_disk (the distro profile's) on the default kernel: the page-cache
+    test runs on ext2 on the virtio disk, and the disk's file is gone after the boot."""
+    import yaml
+
+    data = yaml.safe_load((ROOT / "profiles" / "default.yaml").read_text())
+    data.setdefault("qemu", {})["scratch_disk"] = "256M"
+    prof = tmp_path / "disk.yaml"
+    prof.write_text(yaml.safe_dump(data))
+    run = harness("test", "--profile", str(prof), "--tests",
+                  "file_charge:over_limit.open_reclaims_page_cache", results_root=results_root)
+    assert run.returncode == 0, run.output
+    assert "harness: /mnt/scratch: ext2 on /dev/vda" in (run.results / "console.log").read_text()
+    cmd = next(iter(run.data["metadata"]["qemu"].values()))  # kvm or tcg: the same disk
+    drive = cmd[cmd.index("-drive") + 1]
+    assert "if=virtio" in drive and "harness.disk=/dev/vda" in cmd[cmd.index("-append") + 1]
+    assert not Path(drive.split("file=", 1)[1].split(",", 1)[0]).exists()
+    assert not qemu_processes(run.results.name)

@@ -13,7 +13,7 @@ from harness import printer, run
 from harness.boot import BootOutcome, boot
 from harness.images import KernelImage
 from harness.profile import cache_dir
-from harness.qemu import scratch_disk
+from harness.qemu import SCRATCH_DEVICE, scratch_disk
 from harness.results import RunRecord
 from harness.transports import Attempt, announce
 
@@ -24,15 +24,18 @@ def boot_qemu(req: run.Request, img: KernelImage, rootfs: Path, tests: list[str]
               patch: Callable[[list[str]], list[str]] | None = None) -> BootOutcome:
     """Boot IMG with TESTS on its command line until the guest is done or a timeout
     ends it; PATCH rewrites each QEMU command line (the SSH transport's network)."""
-    cmds, accels, why = run.qemu_commands(req, img, rootfs, tests,
-                                          name=f"harness:{rec.dir.name}",
-                                          cmdline_extra=cmdline_extra)
-    if patch is not None:
-        cmds = {a: patch(c) for a, c in cmds.items()}
     with contextlib.ExitStack() as stack:
+        disk: list[str] = []
         if req.profile.qemu.scratch_disk:
             disk = stack.enter_context(scratch_disk(req.profile.qemu.scratch_disk))
-            cmds = {a: [*c, *disk] for a, c in cmds.items()}
+            # The guest init must use it, or say why not: never brd in its place.
+            cmdline_extra = [*cmdline_extra, f"harness.disk={SCRATCH_DEVICE}"]
+        cmds, accels, why = run.qemu_commands(req, img, rootfs, tests,
+                                              name=f"harness:{rec.dir.name}",
+                                              cmdline_extra=cmdline_extra)
+        if patch is not None:
+            cmds = {a: patch(c) for a, c in cmds.items()}
+        cmds = {a: [*c, *disk] for a, c in cmds.items()}
         rec.meta(**{attempt.key("qemu"): dict(cmds)})
         announce(req, img, accels, why, how, tests)
         return boot(cmds, accels, rec.path(attempt.file("console")), req.profile.timeouts,
