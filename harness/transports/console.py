@@ -24,11 +24,9 @@ def boot_qemu(req: run.Request, img: KernelImage, rootfs: Path, tests: list[str]
               patch: Callable[[list[str]], list[str]] | None = None) -> BootOutcome:
     """Boot IMG with TESTS on its command line until the guest is done or a timeout
     ends it; PATCH rewrites each QEMU command line (the SSH transport's network)."""
-    with contextlib.ExitStack() as stack:
-        disk: list[str] = []
-        if req.profile.qemu.scratch_disk:
-            disk = stack.enter_context(scratch_disk(req.profile.qemu.scratch_disk))
-            # The guest init must use it, or say why not: never brd in its place.
+    size = req.profile.qemu.scratch_disk
+    with scratch_disk(size) if size else contextlib.nullcontext([]) as disk:
+        if disk:  # the guest init must use it, or say why not: never brd in its place
             cmdline_extra = [*cmdline_extra, f"harness.disk={SCRATCH_DEVICE}"]
         cmds, accels, why = run.qemu_commands(req, img, rootfs, tests,
                                               name=f"harness:{rec.dir.name}",
