@@ -16,6 +16,21 @@ echo +memory > /sys/fs/cgroup/cgroup.subtree_control
 ip link set lo up 2>/dev/null
 mkdir -p /etc
 echo "127.0.0.1 localhost" > /etc/hosts
+tests=""
+per_test=300
+shell=0
+ssh=0
+disk=/dev/ram0
+for arg in $(cat /proc/cmdline); do
+	case "$arg" in
+	harness.tests=*) tests=$(echo "${arg#harness.tests=}" | tr ',' ' ') ;;
+	harness.per_test=*) per_test="${arg#harness.per_test=}" ;;
+	harness.shell=1) shell=1 ;;
+	harness.ssh=1) ssh=1 ;;
+	harness.disk=*) disk="${arg#harness.disk=}" ;;
+	esac
+done
+
 # ext2 on a block device: clean page cache that reclaim can drop (tmpfs
 # can't). The profile's virtio disk (qemu.scratch_disk: real block I/O)
 # when harness.disk= names it, else the brd ramdisk /dev/ram0.
@@ -23,10 +38,6 @@ echo "127.0.0.1 localhost" > /etc/hosts
 # open_reclaims_page_cache and test_memcontrol's page cache tests need it
 # there. Without it they fail (or skip, when the kernel has no brd), and
 # this line says why; tmpfs keeps the other tests' cwd writable.
-disk=/dev/ram0
-for arg in $(cat /proc/cmdline); do
-	case "$arg" in harness.disk=*) disk="${arg#harness.disk=}" ;; esac
-done
 if [ ! -b $disk ]; then
 	echo "harness: /mnt/scratch: ERROR no $disk (CONFIG_BLK_DEV_RAM or CONFIG_VIRTIO_BLK off?): tmpfs instead, no reclaimable page cache"
 	mount -t tmpfs tmpfs /mnt/scratch
@@ -52,19 +63,6 @@ if [ -e /sys/block/zram0/disksize ]; then
 		echo "harness: swap: ERROR setting up zram0 failed: no swap"
 	fi
 fi
-
-tests=""
-per_test=300
-shell=0
-ssh=0
-for arg in $(cat /proc/cmdline); do
-	case "$arg" in
-	harness.tests=*) tests=$(echo "${arg#harness.tests=}" | tr ',' ' ') ;;
-	harness.per_test=*) per_test="${arg#harness.per_test=}" ;;
-	harness.shell=1) shell=1 ;;
-	harness.ssh=1) ssh=1 ;;
-	esac
-done
 
 # SSH transport (harness/ssh.py): networking + dropbear from the per-run
 # cpio; in test mode this does not return, the host runs the tests.
